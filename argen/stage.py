@@ -1,0 +1,40 @@
+"""What every stage script shares: logging set-up, params loading and clear failure messages.
+
+A stage script is ``run_stage(main)`` around a ``main(params)`` that wires params and paths to the package.
+Expected failures (bad params, a dataset that is not where params.yaml says, a missing model or binary)
+end the process with one readable message and exit code 1, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+
+from argen import __version__
+from argen.datasets import DatasetLayoutError
+from argen.params import Params, ParamsError, load_params
+
+#: Errors a user can fix from the message alone.
+USER_ERRORS: tuple[type[Exception], ...] = (ParamsError, DatasetLayoutError, FileNotFoundError)
+
+
+def provenance(stage: str, params: Params, *sections: str, **extra: object) -> dict[str, str]:
+    """Parquet footer metadata saying what produced an output: stage, package version, params used."""
+    used = {name: getattr(params, name).model_dump(mode="json") for name in sections}
+    record = {"stage": stage, "argen_version": __version__, "seed": str(params.seed), "params": json.dumps(used)}
+    record.update({k: str(v) for k, v in extra.items()})
+    return record
+
+
+def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") -> None:
+    """Configure logging, validate params.yaml, run ``main`` and turn user errors into a clean exit."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    log = logging.getLogger("argen.stage")
+    try:
+        main(load_params(params_path))
+    except USER_ERRORS as err:
+        log.error("%s", err)
+        sys.exit(1)

@@ -1,0 +1,20 @@
+"""Stage ``demo``: write the synthetic demo dataset (the embedded default) in DFEW's on-disk layout.
+
+Reads ``seed`` and ``demo`` from params.yaml; writes ``data/raw/demo``.
+"""
+
+from pathlib import Path
+
+from argen.demo.dataset import write_demo_dataset
+from argen.params import Params
+from argen.stage import run_stage
+
+OUT = Path("data/raw/demo")
+
+
+def main(params: Params) -> None:
+    write_demo_dataset(OUT, params.demo, params.seed)
+
+
+if __name__ == "__main__":
+    run_stage(main)
