@@ -6,7 +6,8 @@ What makes it hard, as DFEW is hard (see ``../shared/DESIGN.md``):
   prototype AUs (plus optional variant AUs) at an apex level drawn from faint to strong;
 * classes are confusable by construction: fear and surprise share AU1+2+5+26, disgust and anger share AU4
   and upper-lip action, sad and neutral meet at low intensity; neutral clips carry faint random AUs;
-* a few per cent of labels are wrong (the rendered emotion is kept in ``demo_meta/clips.csv``);
+* a few per cent of labels are wrong, drawn from the class prior (the rendered emotion is kept in
+  ``demo_meta/clips.csv``);
 * talking mouths, blinks, head pose drift, lighting changes, blur, noise, partial occlusion;
 * DFEW's long tail, with very few disgust clips.
 
@@ -233,8 +234,10 @@ def plan_clips(params: DemoParams, seed: int) -> tuple[list[ClipSpec], dict[str,
     for i in range(params.n_clips):
         emotion = EMOTIONS[emotions[i]]
         label = emotion
-        if noisy[i]:
-            label = EMOTIONS[rng.choice([k for k in range(len(EMOTIONS)) if k != emotions[i]])]
+        if noisy[i]:  # a wrong label drawn from the class prior, so noise keeps the long tail
+            others = fractions.copy()
+            others[emotions[i]] = 0.0
+            label = EMOTIONS[rng.choice(len(EMOTIONS), p=others / others.sum())]
         specs.append(ClipSpec(index=i, video_name=f"{i + 1:05d}", subject=subjects[clip_subject[i]],
                               emotion=emotion, label=label, fold=int(folds[i]),
                               seed=int(seeds[i].generate_state(1)[0])))

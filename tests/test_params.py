@@ -1,0 +1,53 @@
+"""params.yaml validation: every error names the key and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from argen.params import ParamsError, load_params, validate_params
+from tests.conftest import ROOT
+
+
+def test_shipped_params_are_valid() -> None:
+    params = load_params(ROOT / "params.yaml")
+    assert params.data.source == "demo"
+    assert params.decompose.scarce_classes == ["surprise", "disgust", "fear"]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ({"data": {"fold": 7}}, "'data.fold': Input should be less than or equal to 5 (got 7)"),
+    ({"data": {"fold": "two"}}, "'data.fold': Input should be a valid integer"),
+    ({"data": {"source": "dfw"}}, "'data.source': Input should be 'demo', 'dfew', 'ferv39k', 'ckplus' or 'folder'"),
+    ({"data": {"foldd": 1}}, "unknown key 'data.foldd' (allowed: source, root, fold,"),
+    ({"trainer": {}}, "unknown key 'trainer' (allowed: seed, data, demo, decompose"),
+    ({"seed": -1}, "'seed': Input should be greater than or equal to 0"),
+    ({"decompose": {"scarce_classes": ["suprise"]}}, "'decompose.scarce_classes.0': Input should be 'happy'"),
+    ({"decompose": {"scarce_classes": ["neutral"]}}, "neutral cannot be scarce"),
+    ({"decompose": {"scarce_classes": []}}, "'decompose.scarce_classes': List should have at least 1 item"),
+    ({"demo": {"class_fractions": {"happy": 1.0}}}, "needs a fraction for every emotion; missing sad"),
+    ({"demo": {"image_size": 32}}, "'demo.image_size': Input should be greater than or equal to 96"),
+])
+def test_bad_values_are_named(raw: dict, expected: str) -> None:
+    with pytest.raises(ParamsError) as info:
+        validate_params(raw)
+    assert expected in str(info.value)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ParamsError) as info:
+        validate_params({"data": {"fold": 0, "min_frames": 0}})
+    message = str(info.value)
+    assert "'data.fold'" in message and "'data.min_frames'" in message
+
+
+def test_missing_and_malformed_files(tmp_path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    bad.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ParamsError, match="top level must be a mapping"):
+        load_params(bad)

@@ -1,0 +1,82 @@
+"""The DVC pipeline end to end on a tiny demo config, in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.conftest import ROOT
+
+TINY = {"n_clips": 40, "image_size": 96, "n_frames": 8, "clips_per_subject": 4.0}
+
+
+def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the dvc CLI of this environment in ``project``, with this interpreter as ``python``."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=project, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def make_project(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("argen", "stages"):
+        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "dvc.yaml", project)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["demo"].update(TINY)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(project, "init", "--no-scm", "-q")
+    return project
+
+
+def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    dvc(project, "repro")
+    clips = pd.read_parquet(project / "data/interim/clips.parquet")
+    assert len(clips) == TINY["n_clips"]
+    metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
+    assert metrics["n_clips"] == TINY["n_clips"] and metrics["n_skipped"] == 0
+    assert (project / "reports/decompose/class_distribution.png").stat().st_size > 0
+
+    again = dvc(project, "repro")
+    assert "Running stage" not in again.stdout, again.stdout
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["decompose"]["scarce_classes"] = ["disgust", "fear"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = dvc(project, "repro")
+    assert "Running stage 'decompose'" in changed.stdout and "Running stage 'demo'" not in changed.stdout
+    clips = pd.read_parquet(project / "data/interim/clips.parquet")
+    assert set(clips[clips.scarce].label) <= {"disgust", "fear"}
+
+
+def test_bad_params_stop_the_stage_with_the_key_named(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["fold"] = 9
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run([sys.executable, "stages/decompose.py"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "'data.fold': Input should be less than or equal to 5 (got 9)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "data/interim/clips.parquet").exists()
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"].update({"source": "dfew", "root": str(tmp_path / "no-such-dfew")})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run([sys.executable, "stages/decompose.py"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"data.root for source 'dfew' not found: {tmp_path / 'no-such-dfew'}" in result.stderr
