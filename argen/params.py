@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from argen.emotions import DEFAULT_SCARCE, EMOTIONS
 
@@ -92,6 +92,55 @@ class DecomposeParams(_Section):
         return value
 
 
+class ExtractAUsParams(_Section):
+    """Per-frame faces, landmarks and AU intensities (``extract_aus:``, paper sec. 3.2, supp. C).
+
+    Clips processed: every identity source (neutral, D*_ns), every scarce clip of ``splits`` (for the AU
+    knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (for the generator's
+    AU-to-landmark model).
+    """
+
+    backend: Literal["landmarks", "openface", "csv"] = "landmarks"
+    reference: Literal["clip", "population"] = "clip"
+    smooth_frames: Literal[1, 3, 5] = 5
+    openface_bin: str = "FeatureExtraction"
+    au_static: bool = True
+    csv_dir: str = ""
+    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train"], min_length=1)
+    sample_per_class: int = Field(20, ge=0)
+    workers: int = Field(2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _csv_needs_dir(self) -> "ExtractAUsParams":
+        if self.backend == "csv" and not self.csv_dir:
+            raise ValueError("backend 'csv' needs extract_aus.csv_dir, the folder of <clip_id>.csv files")
+        return self
+
+
+class IdentitiesParams(_Section):
+    """Identity frame selection per neutral clip (``identities:``, eq. 6 and 22-26).
+
+    A frame is admissible when its Laplacian-variance sharpness (eq. 22), mean grey level (eq. 25) and
+    grey-level standard deviation (eq. 26) are within bounds, a face was found, and both the image's
+    shorter side and the face box's shorter side are large enough. Among admissible frames the one with
+    the lowest mean AU intensity (eq. 23-24) is the identity.
+    """
+
+    min_sharpness: float = Field(100.0, ge=0.0)
+    min_brightness: float = Field(40.0, ge=0.0, le=255.0)
+    max_brightness: float = Field(220.0, ge=0.0, le=255.0)
+    min_contrast: float = Field(20.0, ge=0.0)
+    min_face_size: int = Field(40, ge=1)
+    min_image_size: int = Field(64, ge=1)
+    grid_size: int = Field(24, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _brightness_range(self) -> "IdentitiesParams":
+        if self.min_brightness >= self.max_brightness:
+            raise ValueError("min_brightness must be below max_brightness")
+        return self
+
+
 class Params(_Section):
     """The whole ``params.yaml``."""
 
@@ -99,6 +148,8 @@ class Params(_Section):
     data: DataParams = Field(default_factory=DataParams)
     demo: DemoParams = Field(default_factory=DemoParams)
     decompose: DecomposeParams = Field(default_factory=DecomposeParams)
+    extract_aus: ExtractAUsParams = Field(default_factory=ExtractAUsParams)
+    identities: IdentitiesParams = Field(default_factory=IdentitiesParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

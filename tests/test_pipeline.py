@@ -34,6 +34,7 @@ def make_project(tmp_path: Path) -> Path:
     shutil.copy(ROOT / "dvc.yaml", project)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["demo"].update(TINY)
+    params["extract_aus"]["sample_per_class"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(project, "init", "--no-scm", "-q")
     return project
@@ -47,6 +48,13 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
     assert metrics["n_clips"] == TINY["n_clips"] and metrics["n_skipped"] == 0
     assert (project / "reports/decompose/class_distribution.png").stat().st_size > 0
+    frames = pd.read_parquet(project / "data/interim/aus.parquet")
+    assert frames.success.mean() > 0.95
+    identities = pd.read_parquet(project / "data/interim/identities.parquet")
+    rejected = pd.read_parquet(project / "data/interim/identities_rejected.parquet")
+    assert len(identities) + len(rejected) == clips.identity_source.sum() and len(identities) > 0
+    assert all((project / "data/interim/identities" / f).is_file() for f in identities.image_file)
+    assert (project / "reports/identities/grid.png").stat().st_size > 0
 
     again = dvc(project, "repro")
     assert "Running stage" not in again.stdout, again.stdout
@@ -56,6 +64,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = dvc(project, "repro")
     assert "Running stage 'decompose'" in changed.stdout and "Running stage 'demo'" not in changed.stdout
+    assert "Running stage 'extract_aus'" in changed.stdout, "scarce clips feed extract_aus"
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert set(clips[clips.scarce].label) <= {"disgust", "fear"}
 

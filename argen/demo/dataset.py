@@ -27,6 +27,7 @@ the number of worker processes.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,39 @@ def _smooth_walk(rng: np.random.Generator, n: int, step: float) -> np.ndarray:
     return np.convolve(walk, np.ones(3) / 3, mode="same")
 
 
+def render_face(shape: FaceShape, appearance: Appearance, aus: dict[int, float], size: int,
+                pose: tuple[float, float, float] = (0.0, 0.0, 0.0), centre: np.ndarray | None = None,
+                scale: float | None = None, background_phase: float = 0.0,
+                neutral: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one clean face (no lighting, blur or noise) with the given AU intensities.
+
+    Args:
+        shape, appearance: the identity.
+        aus: AU number -> intensity on the 0-5 scale.
+        size: image side in pixels.
+        pose: yaw, pitch, roll in radians.
+        centre, scale: face centre in pixels and pixels per face-normalised unit (defaults: a centred face
+            filling about 60% of the width).
+        neutral: the identity's neutral 3-D landmarks, when already computed.
+
+    Returns:
+        (float32 BGR image in [0, 255], the (68, 2) projected landmarks in pixels).
+    """
+    neutral = neutral_landmarks(shape) if neutral is None else neutral
+    centre = np.array([size * 0.5, size * 0.54]) if centre is None else centre
+    scale = size * 0.3 if scale is None else scale
+    lm = project(expressive_landmarks(neutral, aus, shape), pose, centre, scale)
+    head = project(_forehead(shape), pose, centre, scale)
+    return draw_face(size, lm, head, appearance, aus, background_phase), lm
+
+
+def _forehead(shape: FaceShape) -> np.ndarray:
+    """3-D arc over the top of the head from jaw point 0 to jaw point 16 (the face outline's upper half)."""
+    t = np.linspace(0, np.pi, 15)
+    return np.stack([-shape.jaw_width * np.cos(t), -0.2 - 0.95 * np.sin(t),
+                     -0.55 * np.abs(np.cos(t)) + 0.1 * np.sin(t)], axis=1)
+
+
 def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params: DemoParams,
                 ) -> tuple[list[np.ndarray], pd.DataFrame]:
     """Render one clip's frames and its ground truth in OpenFace's CSV columns.
@@ -144,9 +178,6 @@ def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params
     aus = au_trajectory(apex, n, rng)
 
     neutral = neutral_landmarks(shape)
-    forehead_t = np.linspace(0, np.pi, 15)
-    forehead = np.stack([-shape.jaw_width * np.cos(forehead_t), -0.2 - 0.95 * np.sin(forehead_t),
-                         -0.55 * np.abs(np.cos(forehead_t)) + 0.1 * np.sin(forehead_t)], axis=1)
     yaw = np.radians(rng.normal(0, 7) + _smooth_walk(rng, n, 1.0))
     pitch = np.radians(rng.normal(0, 5) + _smooth_walk(rng, n, 0.8))
     roll = np.radians(rng.normal(0, 5) + _smooth_walk(rng, n, 0.8))
@@ -173,12 +204,9 @@ def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params
     frames, rows = [], []
     for f in range(n):
         values = {au: float(aus[f, j]) for j, au in enumerate(INTENSITY_AUS)}
-        pts3 = expressive_landmarks(neutral, values, shape)
         pose = (float(yaw[f]), float(pitch[f]), float(roll[f]))
         frame_centre = centre + drift[f]
-        lm = project(pts3, pose, frame_centre, scale)
-        head = project(forehead, pose, frame_centre, scale)
-        img = draw_face(size, lm, head, appearance, values, background_phase=0.15 * f)
+        img, lm = render_face(shape, appearance, values, size, pose, frame_centre, scale, 0.15 * f, neutral)
         img = img * (light * brightness[f])[..., None]
         if occluder is not None:
             ox, oy, radius, colour = occluder
@@ -276,7 +304,7 @@ def write_demo_dataset(root: Path, params: DemoParams, seed: int, workers: int =
     with atomic_path(root) as tmp:
         (tmp / "demo_meta" / "aus").mkdir(parents=True)
         jobs = [(s, *identities[s.subject], params, tmp) for s in specs]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             rows = list(tqdm(pool.map(_render_and_write, jobs, chunksize=8), total=len(jobs),
                              desc="rendering demo clips", unit="clip"))
         table = pd.DataFrame(rows)

@@ -1,0 +1,207 @@
+"""The ``landmarks`` AU backend (CPU default): dlib's 68 landmarks and a geometric AU intensity estimator.
+
+Landmarks are smoothed over time first (a [1 2 3 2 1] kernel over neighbouring detected frames, param
+``smooth_frames``): expressions change over several frames while landmark jitter does not, and at DFEW's
+resolution an AU's movement is often a pixel or two. They are then put in a face frame: rotated so the eyes are level, centred between the eyes and
+divided by the inter-ocular distance (IOD), which removes position, in-plane rotation and scale. From
+them come 15 geometric measures (:func:`geometric_measures`). An AU's intensity is read from the change
+of its measures relative to a neutral reference of the same face:
+
+``reference = "clip"`` (default)
+    the clip's least-expressive frames: intensities are first estimated against the population median of
+    all frames processed, the mean measures of the ``REFERENCE_FRAMES`` frames with the lowest mean
+    intensity are taken as the clip's neutral, and intensities are recomputed against it. Identity (brow
+    height, mouth width) cancels out.
+``reference = "population"``
+    the median measures over all frames processed. Needs no neutral frame in the clip, but identity
+    differences leak into the estimates.
+
+AU by AU (measure deltas in IOD units; FACS appearance changes per Ekman, Friesen & Hager 2002):
+
+* AU01 inner brow raiser: frontalis, medial part, lifts the inner brow ends → inner brow height rises.
+* AU02 outer brow raiser: frontalis, lateral part → outer brow height rises.
+* AU04 brow lowerer: corrugator and depressors draw the brows together and down → the gap between the
+  inner brow ends shrinks (AU1 cannot undo this, unlike brow height).
+* AU05 upper lid raiser: levator palpebrae → upper lid rises above the eye-corner line.
+* AU06 cheek raiser: orbicularis oculi, orbital part, pushes the lower lid up and lifts the outer eye
+  corners → lower-lid raise plus outer-corner lift.
+* AU07 lid tightener: orbicularis oculi, palpebral part, raises the lower lid and narrows the eye from
+  above → lower-lid raise minus upper-lid height.
+* AU09 nose wrinkler: levator labii alaeque nasi lifts the nose wings → nose wing height rises.
+* AU10 upper lip raiser: levator labii superioris → the upper lip approaches the nose base.
+* AU12 lip corner puller: zygomaticus major draws the corners up → corners rise above the lip centre.
+* AU14 dimpler: buccinator tightens the corners inward → mouth narrows. Geometry alone cannot tell it from
+  AU23's narrowing; expect it to correlate with AU23.
+* AU15 lip corner depressor: depressor anguli oris → corners drop below the lip centre.
+* AU17 chin raiser: mentalis pushes chin and lower lip up → the lower lip approaches the nose (the lip
+  points are steadier than the jaw outline).
+* AU20 lip stretcher: risorius pulls the corners sideways → mouth widens beyond what AU12's oblique pull
+  explains (AU12 widens the mouth about 1.6 times as much as it lifts the corners).
+* AU23 lip tightener: orbicularis oris narrows and thins the red of the lips → lip thickness shrinks.
+* AU25 lips part: the inner lips separate beyond what a jaw drop explains (about 0.9 of the chin's drop).
+* AU26 jaw drop: the mandible lowers → chin-to-nose distance grows.
+* AU45 blink: lids close → eye aperture (lid distance / eye width) falls relative to the reference.
+
+Each delta is mapped linearly to intensity with a full-scale delta (``FULL_SCALE``, the change at
+intensity 5, in IOD units) and clipped to [0, 5]. The full scales are typical adult amplitudes; they were
+checked against the demo's rendered ground truth, so on real faces compare with OpenFace before trusting
+the absolute values (the ranking within a clip is what identity selection and the knowledge base use).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
+from argen.extract import BOX_COLUMNS, empty_rows, landmarks_of
+from argen.face import FaceAnalyzer
+
+log = logging.getLogger(__name__)
+
+MEASURES: tuple[str, ...] = ("inner_brow", "outer_brow", "brow_gap", "upper_lid", "lower_lid", "eye_corner",
+                             "aperture", "nose_wing", "lip_nose_gap", "corner_height", "mouth_width",
+                             "lip_thickness", "lip_gap", "jaw", "lower_lip")
+MEASURE_COLUMNS: tuple[str, ...] = tuple(f"geo_{m}" for m in MEASURES)
+
+#: How many least-expressive frames of a clip are averaged into its neutral reference.
+REFERENCE_FRAMES = 3
+
+#: Delta of each AU's combined measure at intensity 5, in IOD units (AU45: fraction of the aperture).
+FULL_SCALE: dict[int, float] = {1: 0.16, 2: 0.15, 4: 0.14, 5: 0.065, 6: 0.06, 7: 0.065, 9: 0.07, 10: 0.08,
+                                12: 0.15, 14: 0.1, 15: 0.12, 17: 0.06, 20: 0.2, 23: 0.06, 25: 0.09, 26: 0.28,
+                                45: 0.9}
+
+
+def face_frame(landmarks: np.ndarray) -> np.ndarray:
+    """Landmarks (n, 68, 2) rotated eyes-level, centred between the eyes, in inter-ocular units."""
+    left, right = landmarks[:, 36:42].mean(axis=1), landmarks[:, 42:48].mean(axis=1)
+    axis = right - left
+    iod = np.linalg.norm(axis, axis=1, keepdims=True)
+    cos, sin = (axis / iod).T
+    centred = landmarks - ((left + right) / 2)[:, None, :]
+    x = centred[..., 0] * cos[:, None] + centred[..., 1] * sin[:, None]
+    y = -centred[..., 0] * sin[:, None] + centred[..., 1] * cos[:, None]
+    return np.stack([x, y], axis=-1) / iod[:, None, :]
+
+
+def geometric_measures(landmarks: np.ndarray) -> np.ndarray:
+    """The 15 measures of :data:`MEASURES` for landmarks (n, 68, 2); y points down, "height" is -y."""
+    p = face_frame(landmarks)
+    x, y = p[..., 0], p[..., 1]
+    corners_y = y[:, [36, 39, 42, 45]].mean(axis=1)
+    eye_width = (np.abs(x[:, 39] - x[:, 36]) + np.abs(x[:, 45] - x[:, 42])) / 2
+    aperture = (y[:, 41] - y[:, 37] + y[:, 40] - y[:, 38] + y[:, 47] - y[:, 43] + y[:, 46] - y[:, 44]) / 4
+    return np.stack([
+        -y[:, [21, 22]].mean(axis=1),                       # inner_brow
+        -y[:, [17, 18, 25, 26]].mean(axis=1),               # outer_brow
+        x[:, 22] - x[:, 21],                                # brow_gap
+        corners_y - y[:, [37, 38, 43, 44]].mean(axis=1),    # upper_lid: height above the corner line
+        corners_y - y[:, [40, 41, 46, 47]].mean(axis=1),    # lower_lid: (negative) depth below it
+        -y[:, [36, 45]].mean(axis=1),                       # eye_corner: outer corners' height
+        aperture / eye_width,                               # aperture
+        -y[:, [31, 35]].mean(axis=1),                       # nose_wing
+        y[:, 51] - y[:, 33],                                # lip_nose_gap
+        y[:, 62] - y[:, [48, 54]].mean(axis=1),             # corner_height: corners above the lip centre
+        x[:, 54] - x[:, 48],                                # mouth_width
+        (y[:, 57] - y[:, 51]) - (y[:, 66] - y[:, 62]),      # lip_thickness: red of both lips
+        y[:, 66] - y[:, 62],                                # lip_gap
+        y[:, 8] - y[:, 33],                                 # jaw: chin to nose base
+        y[:, 57] - y[:, 33],                                # lower_lip: lower lip to nose base
+    ], axis=1)
+
+
+def intensities_from_deltas(delta: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """AU intensities (n, 17) in OpenFace's order from measure deltas (n, 15) and the reference measures."""
+    d = {name: delta[:, i] for i, name in enumerate(MEASURES)}
+    pos = lambda v: np.maximum(v, 0.0)  # noqa: E731
+    ref_aperture = np.maximum(reference[:, MEASURES.index("aperture")], 1e-3)
+    combined = {
+        1: d["inner_brow"], 2: d["outer_brow"], 4: -d["brow_gap"], 5: d["upper_lid"],
+        6: d["lower_lid"] + 2 * d["eye_corner"], 7: d["lower_lid"] - d["upper_lid"], 9: d["nose_wing"],
+        10: -d["lip_nose_gap"], 12: d["corner_height"], 14: -d["mouth_width"], 15: -d["corner_height"],
+        17: -d["lower_lip"], 20: d["mouth_width"] - 1.6 * pos(d["corner_height"]), 23: -d["lip_thickness"],
+        25: d["lip_gap"] - 0.9 * pos(d["jaw"]), 26: d["jaw"], 45: -d["aperture"] / ref_aperture,
+    }
+    out = np.stack([pos(combined[au]) / FULL_SCALE[au] * MAX_INTENSITY for au in INTENSITY_AUS], axis=1)
+    return np.clip(out, 0.0, MAX_INTENSITY)
+
+
+def smooth_landmarks(landmarks: np.ndarray, window: int) -> np.ndarray:
+    """Temporal low-pass of a clip's landmark track (n, 68, 2) with a triangular kernel of ``window`` taps.
+
+    The ends are padded by repeating the first and last frames, so a track keeps its length and position.
+    """
+    if window == 1 or len(landmarks) < 2:
+        return landmarks
+    half = window // 2
+    kernel = np.concatenate([np.arange(1, half + 2), np.arange(half, 0, -1)]).astype(float)
+    kernel /= kernel.sum()
+    padded = np.concatenate([landmarks[:1].repeat(half, 0), landmarks, landmarks[-1:].repeat(half, 0)])
+    return sum(w * padded[k:k + len(landmarks)] for k, w in enumerate(kernel))
+
+
+class LandmarkAUBackend:
+    """dlib landmarks per frame, geometric AU intensities relative to a neutral reference (module docs)."""
+
+    name = "landmarks"
+
+    def __init__(self, reference: str = "clip", smooth_frames: int = 5) -> None:
+        if reference not in ("clip", "population"):
+            raise ValueError(f"reference must be 'clip' or 'population', got {reference!r}")
+        if smooth_frames not in (1, 3, 5):
+            raise ValueError(f"smooth_frames must be 1 (off), 3 or 5, got {smooth_frames}")
+        self.reference = reference
+        self.smooth_frames = smooth_frames
+        self._analyzer: FaceAnalyzer | None = None
+
+    @property
+    def analyzer(self) -> FaceAnalyzer:
+        """The detectors and predictor, loaded on first use (once per worker process)."""
+        if self._analyzer is None:
+            self._analyzer = FaceAnalyzer()
+        return self._analyzer
+
+    def process_clip(self, clip_id: str, frames_dir: Path, frame_files: list[str],
+                     images: list[np.ndarray]) -> pd.DataFrame:
+        """Detect and landmark every frame; AU columns are filled by :meth:`finalize`."""
+        rows = empty_rows(clip_id, frame_files)
+        for col in MEASURE_COLUMNS:
+            rows[col] = np.nan
+        for i, image in enumerate(images):
+            face = self.analyzer.analyze(image)
+            if face is None:
+                continue
+            rows.loc[i, ["success", "confidence", "detector"]] = [True, 1 / (1 + np.exp(-face.score)), face.detector]
+            rows.loc[i, list(BOX_COLUMNS)] = face.box
+            rows.loc[i, [f"x_{k}" for k in range(68)]] = face.landmarks[:, 0]
+            rows.loc[i, [f"y_{k}" for k in range(68)]] = face.landmarks[:, 1]
+        ok = rows.success.to_numpy()
+        if ok.any():
+            smoothed = smooth_landmarks(landmarks_of(rows[ok]), self.smooth_frames)
+            rows.loc[ok, [f"x_{k}" for k in range(68)]] = smoothed[..., 0]
+            rows.loc[ok, [f"y_{k}" for k in range(68)]] = smoothed[..., 1]
+            rows.loc[ok, list(MEASURE_COLUMNS)] = geometric_measures(smoothed)
+        return rows
+
+    def finalize(self, frames: pd.DataFrame) -> pd.DataFrame:
+        """Turn the geometric measures of all clips into AU intensities against the chosen reference."""
+        frames = frames.copy()
+        ok = frames.success.to_numpy(bool)
+        if not ok.any():
+            return frames
+        measures = frames.loc[ok, list(MEASURE_COLUMNS)].to_numpy(float)
+        population = np.median(measures, axis=0, keepdims=True)
+        reference = np.repeat(population, len(measures), axis=0)
+        if self.reference == "clip":
+            prelim = intensities_from_deltas(measures - reference, reference).mean(axis=1)
+            clip_ids = frames.loc[ok, "clip_id"].to_numpy()
+            order = pd.DataFrame({"clip_id": clip_ids, "score": prelim, "row": np.arange(len(prelim))})
+            calm = order.sort_values("score", kind="stable").groupby("clip_id", sort=False).head(REFERENCE_FRAMES)
+            neutral = pd.DataFrame(measures[calm.row.to_numpy()]).groupby(calm.clip_id.to_numpy()).mean()
+            reference = neutral.loc[clip_ids].to_numpy()
+        frames.loc[ok, list(INTENSITY_COLUMNS)] = intensities_from_deltas(measures - reference, reference)
+        return frames

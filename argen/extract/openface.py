@@ -1,0 +1,149 @@
+"""The ``openface`` and ``csv`` AU backends: OpenFace 2.x FeatureExtraction and the CSVs it writes.
+
+OpenFace is run as a subprocess with an argument list (no shell)::
+
+    FeatureExtraction -fdir <frames> -out_dir <tmp> -aus -2Dfp -pose [-au_static] -q
+
+With ``-fdir`` OpenFace orders images by file name and writes timestamp 0, so the project links the
+clip's frames, in its own natural order, into a temporary folder as ``000001.jpg, 000002.jpg, ...``: row
+``frame`` k of the CSV is then frame k - 1 of the clip, whatever OpenFace's sort. ``-au_static`` turns
+off OpenFace's person-specific calibration, which assumes long, mostly neutral videos; use it for short
+or generated clips.
+
+The CSV starts ``frame, face_id, timestamp, confidence, success`` (older builds separate names with
+``", "``; names are stripped). Rows with ``success == 1`` keep their landmarks and AUs; others become
+failed rows. With several faces in a frame, the most confident one is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argen.aus import INTENSITY_COLUMNS
+from argen.extract import BOX_COLUMNS, LANDMARK_COLUMNS, empty_rows
+
+INSTALL_HINT = ("build OpenFace 2.x (github.com/TadasBaltrusaitis/OpenFace, wiki 'Unix Installation') and set "
+                "extract_aus.openface_bin to its FeatureExtraction binary, or use extract_aus.backend: landmarks "
+                "(CPU, no OpenFace needed) or csv (OpenFace CSVs you computed elsewhere)")
+
+
+class OpenFaceError(RuntimeError):
+    """OpenFace is missing, failed, or wrote a CSV that cannot be read; the message says which and why."""
+
+
+def read_openface_csv(path: Path) -> pd.DataFrame:
+    """Read an OpenFace CSV with stripped column names, checking the columns the project uses."""
+    try:
+        table = pd.read_csv(path, skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise OpenFaceError(f"cannot read OpenFace CSV {path}: {err}") from None
+    table.columns = [c.strip() for c in table.columns]
+    missing = [c for c in ("frame", "success", "confidence", *INTENSITY_COLUMNS) if c not in table.columns]
+    if missing:
+        raise OpenFaceError(f"{path} is not an OpenFace CSV with AU intensities: missing {', '.join(missing[:6])}"
+                            " (run FeatureExtraction with -aus)")
+    return table
+
+
+def rows_from_openface(table: pd.DataFrame, clip_id: str, frame_files: list[str], source: Path) -> pd.DataFrame:
+    """Map an OpenFace table onto the clip's frames (CSV ``frame`` k is the clip's frame k - 1).
+
+    Raises:
+        OpenFaceError: the CSV has frame numbers beyond the clip's frames.
+    """
+    rows = empty_rows(clip_id, frame_files)
+    frames = table["frame"].astype(int).to_numpy()
+    if len(frames) and (frames.min() < 1 or frames.max() > len(frame_files)):
+        raise OpenFaceError(f"{source}: frame numbers {frames.min()}..{frames.max()} do not fit the clip's "
+                            f"{len(frame_files)} frames")
+    good = table[table["success"].astype(int) == 1]
+    if "face_id" in good.columns:  # several faces in a frame: keep the most confident
+        good = good.sort_values("confidence", ascending=False).drop_duplicates("frame")
+    index = good["frame"].astype(int).to_numpy() - 1
+    rows.loc[index, "success"] = True
+    rows.loc[index, "confidence"] = good["confidence"].to_numpy(float)
+    rows.loc[index, "detector"] = "openface"
+    rows.loc[index, list(INTENSITY_COLUMNS)] = good[list(INTENSITY_COLUMNS)].to_numpy(float)
+    if all(c in good.columns for c in LANDMARK_COLUMNS):
+        landmarks = good[list(LANDMARK_COLUMNS)].to_numpy(float)
+        rows.loc[index, list(LANDMARK_COLUMNS)] = landmarks
+        xs, ys = landmarks[:, :68], landmarks[:, 68:]
+        boxes = np.stack([xs.min(1), ys.min(1), xs.max(1) - xs.min(1), ys.max(1) - ys.min(1)], axis=1)
+        rows.loc[index, list(BOX_COLUMNS)] = boxes
+    return rows
+
+
+class OpenFaceBackend:
+    """Runs OpenFace 2.x FeatureExtraction on each clip's frames (module docstring)."""
+
+    name = "openface"
+
+    def __init__(self, binary: str, au_static: bool = True, timeout_s: float = 600.0) -> None:
+        resolved = shutil.which(binary) if os.sep not in binary else (binary if os.access(binary, os.X_OK) else None)
+        if resolved is None:
+            raise OpenFaceError(f"OpenFace FeatureExtraction not found or not executable: {binary!r}. "
+                                f"To use the openface backend, {INSTALL_HINT}.")
+        self.binary = resolved
+        self.au_static = au_static
+        self.timeout_s = timeout_s
+
+    def command(self, frames_dir: Path, out_dir: Path) -> list[str]:
+        """The FeatureExtraction argument list for one folder of frames."""
+        cmd = [self.binary, "-fdir", str(frames_dir), "-out_dir", str(out_dir), "-aus", "-2Dfp", "-pose", "-q"]
+        if self.au_static:
+            cmd.append("-au_static")
+        return cmd
+
+    def process_clip(self, clip_id: str, frames_dir: Path, frame_files: list[str],
+                     images: list[np.ndarray]) -> pd.DataFrame:
+        with tempfile.TemporaryDirectory(prefix="argen-openface-") as tmp:
+            linked, out_dir = Path(tmp) / "frames", Path(tmp) / "out"
+            linked.mkdir()
+            for k, name in enumerate(frame_files, start=1):
+                os.symlink((frames_dir / name).resolve(), linked / f"{k:06d}{Path(name).suffix.lower()}")
+            try:
+                done = subprocess.run(self.command(linked, out_dir), capture_output=True, text=True,
+                                      timeout=self.timeout_s, check=False)
+            except subprocess.TimeoutExpired:
+                raise OpenFaceError(f"OpenFace timed out after {self.timeout_s:.0f} s on clip {clip_id}") from None
+            csvs = sorted(out_dir.glob("*.csv"))
+            if done.returncode != 0 or not csvs:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+                raise OpenFaceError(f"OpenFace failed on clip {clip_id} ({frames_dir}), exit code {done.returncode}: "
+                                    + " | ".join(tail))
+            return rows_from_openface(read_openface_csv(csvs[0]), clip_id, frame_files, csvs[0])
+
+    def finalize(self, frames: pd.DataFrame) -> pd.DataFrame:
+        return frames
+
+
+class CsvBackend:
+    """Reads OpenFace CSVs computed beforehand: ``<csv_dir>/<clip_id>.csv`` ('/' in ids written as '__')."""
+
+    name = "csv"
+
+    def __init__(self, csv_dir: str) -> None:
+        self.csv_dir = Path(csv_dir)
+        if not self.csv_dir.is_dir():
+            raise FileNotFoundError(f"extract_aus.csv_dir {self.csv_dir} is not a folder of OpenFace CSVs")
+
+    def csv_path(self, clip_id: str) -> Path:
+        """Where the CSV of ``clip_id`` is expected."""
+        return self.csv_dir / f"{clip_id.replace('/', '__')}.csv"
+
+    def process_clip(self, clip_id: str, frames_dir: Path, frame_files: list[str],
+                     images: list[np.ndarray]) -> pd.DataFrame:
+        path = self.csv_path(clip_id)
+        if not path.is_file():
+            raise OpenFaceError(f"no OpenFace CSV for clip {clip_id}: expected {path}")
+        return rows_from_openface(read_openface_csv(path), clip_id, frame_files, path)
+
+    def finalize(self, frames: pd.DataFrame) -> pd.DataFrame:
+        return frames

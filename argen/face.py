@@ -1,0 +1,144 @@
+"""Face detection, 68-point landmarks, crops and similarity alignment.
+
+* Haar frontal-face cascade from OpenCV 4.x (the paper's face reward R_F uses it). OpenCV 5 removed
+  ``CascadeClassifier`` and the cascade files, hence the ``opencv-python-headless<5`` pin.
+* dlib's HOG face detector and its 68-point shape predictor (iBUG layout); the predictor's weights ship in
+  the ``face_recognition_models`` package and are located without ``pkg_resources``.
+
+Detection order in :meth:`FaceAnalyzer.analyze`: dlib HOG first (upsampled on small frames); when it finds
+nothing, the Haar cascade's box is handed to the shape predictor. The record says which detector found
+the face.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import dlib
+import numpy as np
+
+HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+
+#: Eye centres of the canonical aligned face, as fractions of the crop size (used by :func:`align_face`).
+ALIGNED_LEFT_EYE = (0.32, 0.38)
+ALIGNED_RIGHT_EYE = (0.68, 0.38)
+
+
+class FaceModelError(RuntimeError):
+    """A face model file is missing; the message names the file and the package that ships it."""
+
+
+def predictor_path() -> Path:
+    """Path of dlib's 68-point shape predictor, shipped by the ``face_recognition_models`` package."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceModelError("dlib's 68-point predictor comes from the 'face_recognition_models' package, which "
+                             "is not installed: run `make install` (or pip install face_recognition_models)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
+    if not path.is_file():
+        raise FaceModelError(f"{path} is missing: reinstall face_recognition_models")
+    return path
+
+
+def haar_cascade() -> cv2.CascadeClassifier:
+    """OpenCV's Haar frontal-face cascade."""
+    if not hasattr(cv2, "CascadeClassifier"):
+        raise FaceModelError(f"OpenCV {cv2.__version__} has no CascadeClassifier: install opencv-python-headless<5")
+    path = Path(cv2.data.haarcascades) / HAAR_CASCADE
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise FaceModelError(f"cannot load the Haar cascade {path}: install opencv-python-headless<5")
+    return cascade
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box (x, y, w, h) in pixels, detector score, 68 landmarks (68, 2) and detector."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+    detector: str
+
+
+class FaceAnalyzer:
+    """Detectors and the landmark predictor, loaded once and reused for every frame.
+
+    Args:
+        upsample_below: frames whose shorter side is below this many pixels are upsampled twice (bicubic)
+            for the HOG detector, which otherwise misses faces smaller than about 80 px, and for the shape
+            predictor, whose landmarks are then finer than one source pixel.
+        haar_fallback: hand the Haar cascade's box to the predictor when HOG finds no face.
+    """
+
+    def __init__(self, upsample_below: int = 200, haar_fallback: bool = True) -> None:
+        self.hog = dlib.get_frontal_face_detector()
+        self.predictor = dlib.shape_predictor(str(predictor_path()))
+        self.cascade = haar_cascade()
+        self.upsample_below = upsample_below
+        self.haar_fallback = haar_fallback
+
+    def haar_boxes(self, grey: np.ndarray, min_size: int = 30) -> np.ndarray:
+        """Haar cascade face boxes (n, 4) as x, y, w, h."""
+        boxes = self.cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(min_size, min_size))
+        return np.asarray(boxes, dtype=float).reshape(-1, 4)
+
+    def analyze(self, image_bgr: np.ndarray) -> Face | None:
+        """The largest face of a BGR frame with its landmarks, or None when no detector finds one."""
+        scale = 2 if min(image_bgr.shape[:2]) < self.upsample_below else 1
+        if scale > 1:
+            image_bgr = cv2.resize(image_bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        rgb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB)
+        rects, scores, _ = self.hog.run(rgb, 0, 0.0)
+        if len(rects):
+            best = max(range(len(rects)), key=lambda i: rects[i].area())
+            rect, score, detector = rects[best], float(scores[best]), "hog"
+        elif self.haar_fallback:
+            boxes = self.haar_boxes(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY), min_size=30 * scale)
+            if not len(boxes):
+                return None
+            x, y, w, h = boxes[np.argmax(boxes[:, 2] * boxes[:, 3])]
+            rect, score, detector = dlib.rectangle(int(x), int(y), int(x + w), int(y + h)), 0.0, "haar"
+        else:
+            return None
+        shape = self.predictor(rgb, rect)
+        landmarks = np.array([[p.x, p.y] for p in shape.parts()], dtype=float) / scale
+        box = tuple(float(v) / scale for v in (rect.left(), rect.top(), rect.width(), rect.height()))
+        return Face(box=box, score=score, landmarks=landmarks, detector=detector)
+
+
+def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centres of the image-left eye (points 36-41) and the image-right eye (42-47)."""
+    return landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+
+
+def similarity_to_eyes(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """2x3 similarity transform taking the eye centres to the canonical positions of a ``size`` crop."""
+    src = np.stack(eye_centres(landmarks))
+    dst = np.array([ALIGNED_LEFT_EYE, ALIGNED_RIGHT_EYE]) * size
+    # A similarity is fixed by two point pairs: solve it in complex form, z -> a z + b.
+    s0, s1 = src[0, 0] + 1j * src[0, 1], src[1, 0] + 1j * src[1, 1]
+    d0, d1 = dst[0, 0] + 1j * dst[0, 1], dst[1, 0] + 1j * dst[1, 1]
+    a = (d1 - d0) / (s1 - s0)
+    b = d0 - a * s0
+    return np.array([[a.real, -a.imag, b.real], [a.imag, a.real, b.imag]])
+
+
+def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> tuple[np.ndarray, np.ndarray]:
+    """Similarity-aligned square face crop (eyes level, fixed positions) and the landmarks moved with it."""
+    matrix = similarity_to_eyes(landmarks, size)
+    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    moved = landmarks @ matrix[:, :2].T + matrix[:, 2]
+    return crop, moved
+
+
+def crop_box(image: np.ndarray, box: tuple[float, float, float, float], margin: float = 0.25) -> np.ndarray:
+    """The face box grown by ``margin`` on each side, clipped to the image."""
+    x, y, w, h = box
+    x0, y0 = int(max(0, x - margin * w)), int(max(0, y - margin * h))
+    x1, y1 = int(min(image.shape[1], x + w * (1 + margin))), int(min(image.shape[0], y + h * (1 + margin)))
+    return image[y0:y1, x0:x1]
