@@ -141,6 +141,38 @@ class IdentitiesParams(_Section):
         return self
 
 
+class AUKnowledgeBaseParams(_Section):
+    """The scarce-emotion AU knowledge base (``au_kb:``, eq. 7); see :mod:`argen.asi.kb`."""
+
+    active_threshold: float = Field(1.5, gt=0.0, le=5.0)
+    min_support: float = Field(0.2, gt=0.0, le=1.0)
+    max_data_entries: int = Field(6, ge=0, le=100)
+
+
+class ASIParams(_Section):
+    """Prompt generation (``asi:``, eq. 8-9, figure 4, supp. G); see :mod:`argen.asi.prompts`.
+
+    ``mode`` is the paper's table 5 ablation: ``fixed``, ``vlm_only`` or ``vlm_rag``. With
+    ``measure_without_retrieval`` the stage also composes every prompt without retrieval (same backend)
+    to report the hallucination rate with and without the knowledge base.
+    """
+
+    mode: Literal["fixed", "vlm_only", "vlm_rag"] = "vlm_rag"
+    backend: Literal["template", "qwen2_5_vl"] = "template"
+    retrieval: Literal["uniform", "semantic"] = "uniform"
+    k: int = Field(2, ge=1, le=20)
+    max_aus: int = Field(5, ge=2, le=17)
+    on_hallucination: Literal["regenerate", "drop"] = "regenerate"
+    max_tries: int = Field(3, ge=1, le=10)
+    measure_without_retrieval: bool = True
+    qwen_path: str = "models/Qwen2.5-VL-7B-Instruct"
+    device: str = "auto"
+    batch_size: int = Field(4, ge=1, le=256)
+    temperature: float = Field(0.8, gt=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=8, le=2048)
+
+
 class Params(_Section):
     """The whole ``params.yaml``."""
 
@@ -150,6 +182,8 @@ class Params(_Section):
     decompose: DecomposeParams = Field(default_factory=DecomposeParams)
     extract_aus: ExtractAUsParams = Field(default_factory=ExtractAUsParams)
     identities: IdentitiesParams = Field(default_factory=IdentitiesParams)
+    au_kb: AUKnowledgeBaseParams = Field(default_factory=AUKnowledgeBaseParams)
+    asi: ASIParams = Field(default_factory=ASIParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -55,18 +55,32 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     assert len(identities) + len(rejected) == clips.identity_source.sum() and len(identities) > 0
     assert all((project / "data/interim/identities" / f).is_file() for f in identities.image_file)
     assert (project / "reports/identities/grid.png").stat().st_size > 0
+    kb = pd.read_parquet(project / "data/interim/au_kb.parquet")
+    assert set(kb.emotion) == {"surprise", "disgust", "fear"}
+    prompts = pd.read_parquet(project / "data/interim/prompts.parquet")
+    assert len(prompts) == 3 * len(identities) and not prompts.prompt.str.contains(r"\(AU").any()
+    prompt_metrics = json.loads((project / "reports/prompts/metrics.json").read_text())
+    assert {"vlm_rag", "vlm_only"} <= set(prompt_metrics)
 
     again = dvc(project, "repro")
     assert "Running stage" not in again.stdout, again.stdout
 
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["decompose"]["scarce_classes"] = ["disgust", "fear"]
+    params["decompose"]["scarce_classes"] = ["disgust", "fear"]  # also the knowledge base's emotions
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     changed = dvc(project, "repro")
     assert "Running stage 'decompose'" in changed.stdout and "Running stage 'demo'" not in changed.stdout
     assert "Running stage 'extract_aus'" in changed.stdout, "scarce clips feed extract_aus"
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert set(clips[clips.scarce].label) <= {"disgust", "fear"}
+    assert set(pd.read_parquet(project / "data/interim/au_kb.parquet").emotion) == {"disgust", "fear"}
+
+    params["asi"]["mode"] = "fixed"  # the table 5 ablation re-runs the prompts stage only
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ablation = dvc(project, "repro")
+    assert ablation.stdout.count("Running stage") == 1 and "Running stage 'prompts'" in ablation.stdout
+    fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
+    assert fixed.prompt.str.startswith("A person with the expression of slight").all()
 
 
 def test_bad_params_stop_the_stage_with_the_key_named(tmp_path: Path) -> None:

@@ -29,7 +29,9 @@ AU by AU (measure deltas in IOD units; FACS appearance changes per Ekman, Friese
   above → lower-lid raise minus upper-lid height.
 * AU09 nose wrinkler: levator labii alaeque nasi lifts the nose wings → nose wing height rises.
 * AU10 upper lip raiser: levator labii superioris → the upper lip approaches the nose base.
-* AU12 lip corner puller: zygomaticus major draws the corners up → corners rise above the lip centre.
+* AU12 lip corner puller: zygomaticus major draws the corners up → corners rise above the lip centre,
+  taken as 0.73 of the upper plus 0.27 of the lower inner lip: a jaw drop carries the corners down about a
+  quarter of the way the lower lip goes, and this centre moves with them.
 * AU14 dimpler: buccinator tightens the corners inward → mouth narrows. Geometry alone cannot tell it from
   AU23's narrowing; expect it to correlate with AU23.
 * AU15 lip corner depressor: depressor anguli oris → corners drop below the lip centre.
@@ -105,7 +107,7 @@ def geometric_measures(landmarks: np.ndarray) -> np.ndarray:
         aperture / eye_width,                               # aperture
         -y[:, [31, 35]].mean(axis=1),                       # nose_wing
         y[:, 51] - y[:, 33],                                # lip_nose_gap
-        y[:, 62] - y[:, [48, 54]].mean(axis=1),             # corner_height: corners above the lip centre
+        0.73 * y[:, 62] + 0.27 * y[:, 66] - y[:, [48, 54]].mean(axis=1),  # corner_height (see AU12)
         x[:, 54] - x[:, 48],                                # mouth_width
         (y[:, 57] - y[:, 51]) - (y[:, 66] - y[:, 62]),      # lip_thickness: red of both lips
         y[:, 66] - y[:, 62],                                # lip_gap

