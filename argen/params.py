@@ -173,6 +173,35 @@ class ASIParams(_Section):
     max_new_tokens: int = Field(256, ge=8, le=2048)
 
 
+class ARDParams(_Section):
+    """The generation engine (``ard:``, sec. 3.1 and 3.3); see :mod:`argen.ard`.
+
+    ``generator``: ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
+    from ``t2v_path``). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
+    step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max) or ``peak``-normalised.
+    """
+
+    generator: Literal["warp", "ti2v"] = "warp"
+    t2v_path: str = "models/text-to-video-ms-1.7b"
+    device: str = "auto"
+    n_frames: int = Field(16, ge=2, le=64)
+    queue_len: int = Field(15, ge=1, le=63)
+    resample_iters: int = Field(4, ge=0, le=10)
+    size: int = Field(256, ge=32, le=1024)
+    g_min: float = Field(7.0, ge=0.0)
+    g_max: float = Field(11.0, ge=0.0)
+    guidance_form: Literal["paper", "peak"] = "paper"
+    warp_ridge: float = Field(1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "ARDParams":
+        if self.g_min > self.g_max:
+            raise ValueError("g_min must not exceed g_max")
+        if self.size % 8:
+            raise ValueError("size must be a multiple of 8 (the VAE downsamples by 8)")
+        return self
+
+
 class Params(_Section):
     """The whole ``params.yaml``."""
 
@@ -184,6 +213,7 @@ class Params(_Section):
     identities: IdentitiesParams = Field(default_factory=IdentitiesParams)
     au_kb: AUKnowledgeBaseParams = Field(default_factory=AUKnowledgeBaseParams)
     asi: ASIParams = Field(default_factory=ASIParams)
+    ard: ARDParams = Field(default_factory=ARDParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -1,0 +1,121 @@
+"""One interface for both generators: generate(identity, prompt, action (T, a, b), seed, frames).
+
+``ard.generator`` picks ``warp`` (CPU default, :mod:`argen.ard.warp`) or ``ti2v`` (the TI2V-Zero sampler
+on a local ModelScope T2V, :mod:`argen.ard.ti2v`). Both take BGR uint8 identity frames (OpenCV's order,
+as every stage reads them) and return BGR uint8 videos with a record of what ran.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+
+from argen.ard.ti2v import SamplerConfig, TI2VComponents, sample
+from argen.ard.warp import WarpGenerator, fit_au_landmark_model
+from argen.asi.kb import MODIFIERS
+from argen.params import ARDParams
+
+def _adverb_midpoints() -> dict[str, float]:
+    """r read back from an intensity adverb: the middle of the adverb's band in eq. 9's modifier map."""
+    bounds = [0.0] + [min(upper, 1.0) for upper, _ in MODIFIERS]
+    return {word: round((lo + hi) / 2, 3) for lo, hi, (_, word) in zip(bounds, bounds[1:], MODIFIERS)}
+
+
+ADVERB_R: dict[str, float] = _adverb_midpoints()
+CLAUSE_AU = re.compile(r"(?P<text>[^,;()]*?)\(\s*AU\s?0*(?P<au>\d{1,2})\s*\)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class GenerationInput:
+    """What a generator needs of one identity x prompt."""
+
+    image: np.ndarray            # identity frame, BGR uint8
+    landmarks: np.ndarray        # its 68 landmarks, pixels
+    prompt: str                  # X_T, the prompt without AU codes (TI2V's text condition)
+    prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (the warp's motion)
+
+
+def prompt_aus_from_line(line: str) -> dict[int, float]:
+    """AUs and their r from a verified raw line: ``jaw dropped clearly (AU26)`` -> {26: 0.625}.
+
+    A clause without a known adverb gets the middle of the scale, 0.5.
+    """
+    out = {}
+    for match in CLAUSE_AU.finditer(line):
+        words = match.group("text").lower().split()
+        out[int(match.group("au"))] = next((ADVERB_R[w] for w in reversed(words) if w in ADVERB_R), 0.5)
+    return out
+
+
+class VideoGenerator(Protocol):
+    """The common interface."""
+
+    name: str
+
+    def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
+                 n_frames: int) -> tuple[np.ndarray, dict]:
+        """A video (n_frames, H, W, 3) BGR uint8, identity frame first, and a record of what ran."""
+
+
+class WarpVideoGenerator:
+    """The warp generator behind the common interface."""
+
+    name = "warp"
+
+    def __init__(self, warp: WarpGenerator) -> None:
+        self.warp = warp
+
+    def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
+                 n_frames: int) -> tuple[np.ndarray, dict]:
+        return self.warp.generate(item.image, item.landmarks, item.prompt_aus, action, seed, n_frames)
+
+
+class TI2VVideoGenerator:
+    """The TI2V-Zero sampler behind the common interface."""
+
+    name = "ti2v"
+
+    def __init__(self, components: TI2VComponents, config: SamplerConfig, device: str) -> None:
+        self.components = components
+        self.config = config
+        self.device = device
+
+    def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
+                 n_frames: int) -> tuple[np.ndarray, dict]:
+        steps, a, b = action
+        config = replace(self.config, steps=int(steps), a=float(a), b=float(b), n_frames=n_frames)
+        rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
+        frames, record = sample(self.components, rgb, item.prompt, config=config, seed=seed, device=self.device)
+        record.update(generator=self.name, a=float(a), b=float(b), seed=int(seed))
+        return frames[..., ::-1].copy(), record
+
+
+def make_generator(cfg: ARDParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
+    """The generator ``ard.generator`` names.
+
+    Args:
+        cfg: the ``ard`` section.
+        au_frames: extract_aus rows, to fit the warp's AU-to-landmark model (warp only).
+
+    Raises:
+        FileNotFoundError: ``ti2v`` without the T2V weights at ``ard.t2v_path``.
+        ValueError: ``warp`` without AU rows to fit its model on.
+    """
+    if cfg.generator == "warp":
+        if au_frames is None:
+            raise ValueError("the warp generator needs extract_aus rows to fit its AU-to-landmark model")
+        return WarpVideoGenerator(WarpGenerator(fit_au_landmark_model(au_frames, cfg.warp_ridge)))
+    device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto"
+                                                                                  else cfg.device)
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    components = TI2VComponents.load(cfg.t2v_path, device=device, dtype=dtype)
+    config = SamplerConfig(queue_len=cfg.queue_len, g_min=cfg.g_min, g_max=cfg.g_max,
+                           guidance_form=cfg.guidance_form, resample_iters=cfg.resample_iters,
+                           height=cfg.size, width=cfg.size)
+    return TI2VVideoGenerator(components, config, device)
