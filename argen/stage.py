@@ -14,10 +14,13 @@ from collections.abc import Callable
 
 from argen import __version__
 from argen.datasets import DatasetLayoutError
+from argen.extract.openface import OpenFaceError
+from argen.face import FaceModelError
 from argen.params import Params, ParamsError, load_params
 
-#: Errors a user can fix from the message alone.
-USER_ERRORS: tuple[type[Exception], ...] = (ParamsError, DatasetLayoutError, FileNotFoundError)
+#: Errors a user can fix from the message alone (missing weights and model folders are FileNotFoundError).
+USER_ERRORS: tuple[type[Exception], ...] = (ParamsError, DatasetLayoutError, FileNotFoundError, OpenFaceError,
+                                            FaceModelError)
 
 
 def provenance(stage: str, params: Params, *sections: str, **extra: object) -> dict[str, str]:

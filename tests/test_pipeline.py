@@ -103,3 +103,15 @@ def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "stages/decompose.py"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 1
     assert f"data.root for source 'dfew' not found: {tmp_path / 'no-such-dfew'}" in result.stderr
+
+
+def test_missing_openface_binary_is_a_clear_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    dvc(project, "repro", "decompose")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["extract_aus"].update({"backend": "openface", "openface_bin": str(tmp_path / "FeatureExtraction")})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run([sys.executable, "stages/extract_aus.py"], cwd=project, capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "OpenFace FeatureExtraction not found or not executable" in result.stderr
+    assert not (project / "data/interim/aus.parquet").exists()
