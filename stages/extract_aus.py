@@ -4,7 +4,8 @@ Reads ``seed``, ``extract_aus`` and ``data/interim/clips.parquet``. Writes
 ``data/interim/aus.parquet`` (one row per frame: success, confidence, detector, face box, 68 landmarks,
 AU01_r..AU45_r, sharpness, brightness, contrast), ``data/interim/aus_clips.parquet`` (the clips processed
 and the purposes each serves), ``data/interim/extract_aus_skipped.parquet`` and
-``reports/extract_aus/metrics.json``.
+``reports/extract_aus/metrics.json`` (counts only: the throughput is logged, not stored, so that the same
+params give byte-identical outputs; ``benchmarks/au_landmarks.py`` measures it).
 """
 
 import logging
@@ -58,7 +59,6 @@ def main(params: Params) -> None:
         "clips": {p: int(sum(p in ps for ps in processed.purposes)) for p in PURPOSES} | {"all": len(processed)},
         "frames": len(frames),
         "face_found_rate": round(float(frames.success.mean()), 4),
-        "frames_per_second": round(len(frames) / seconds, 1),
         "n_skipped": len(skips),
     }, METRICS)
     log.info("%d frames of %d clips in %.1f s (%.1f frames/s), faces found on %.1f%%, %d items skipped",
