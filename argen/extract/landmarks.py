@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
-from argen.extract import BOX_COLUMNS, empty_rows, landmarks_of
+from argen.extract import BOX_COLUMNS, empty_rows
 from argen.face import FaceAnalyzer
 
 log = logging.getLogger(__name__)
@@ -173,20 +173,19 @@ class LandmarkAUBackend:
         rows = empty_rows(clip_id, frame_files)
         for col in MEASURE_COLUMNS:
             rows[col] = np.nan
-        for i, image in enumerate(images):
-            face = self.analyzer.analyze(image)
-            if face is None:
-                continue
-            rows.loc[i, ["success", "confidence", "detector"]] = [True, 1 / (1 + np.exp(-face.score)), face.detector]
-            rows.loc[i, list(BOX_COLUMNS)] = face.box
-            rows.loc[i, [f"x_{k}" for k in range(68)]] = face.landmarks[:, 0]
-            rows.loc[i, [f"y_{k}" for k in range(68)]] = face.landmarks[:, 1]
-        ok = rows.success.to_numpy()
-        if ok.any():
-            smoothed = smooth_landmarks(landmarks_of(rows[ok]), self.smooth_frames)
-            rows.loc[ok, [f"x_{k}" for k in range(68)]] = smoothed[..., 0]
-            rows.loc[ok, [f"y_{k}" for k in range(68)]] = smoothed[..., 1]
-            rows.loc[ok, list(MEASURE_COLUMNS)] = geometric_measures(smoothed)
+        faces = [self.analyzer.analyze(image) for image in images]
+        found = [i for i, face in enumerate(faces) if face is not None]
+        if not found:
+            return rows
+        hits = [faces[i] for i in found]
+        smoothed = smooth_landmarks(np.stack([f.landmarks for f in hits]), self.smooth_frames)
+        rows.loc[found, "success"] = True
+        rows.loc[found, "confidence"] = [1 / (1 + np.exp(-f.score)) for f in hits]
+        rows.loc[found, "detector"] = [f.detector for f in hits]
+        rows.loc[found, list(BOX_COLUMNS)] = np.array([f.box for f in hits])
+        rows.loc[found, [f"x_{k}" for k in range(68)]] = smoothed[..., 0]
+        rows.loc[found, [f"y_{k}" for k in range(68)]] = smoothed[..., 1]
+        rows.loc[found, list(MEASURE_COLUMNS)] = geometric_measures(smoothed)
         return rows
 
     def finalize(self, frames: pd.DataFrame) -> pd.DataFrame:
