@@ -68,6 +68,18 @@ def skip_table(index: DatasetIndex) -> pd.DataFrame:
     return pd.DataFrame([{"item": s.item, "reason": s.reason} for s in index.skips], columns=SKIPS_SCHEMA.names)
 
 
+def identity_source_warning(table: pd.DataFrame, params: DecomposeParams) -> str | None:
+    """Why the table has no identity source (nothing can then be generated), or None when it has some."""
+    if table.identity_source.any():
+        return None
+    neutral_splits = sorted(set(table.split[table.label == "neutral"]))
+    if not neutral_splits:
+        return "no identity source: the dataset has no neutral clip to take identity frames from"
+    return (f"no identity source: every neutral clip is in {', '.join(neutral_splits)}, outside "
+            f"decompose.identity_splits {params.identity_splits} (CK+ clips are all test); the identities "
+            f"stage will have nothing to select from")
+
+
 def class_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Clip counts per emotion (rows, canonical order) and split (columns), with an ``all`` column."""
     counts = pd.crosstab(table.label, table.split).reindex(index=list(EMOTIONS), fill_value=0)

@@ -41,6 +41,13 @@ class DataParams(_Section):
     verify_frames: bool = True
     min_frames: int = Field(8, ge=1)
 
+    @field_validator("root", "folder_csv")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a path; an empty value would silently mean the working directory")
+        return value
+
 
 class DemoParams(_Section):
     """The synthetic demo dataset (``demo:``), written in DFEW's on-disk layout.
@@ -97,12 +104,15 @@ class ExtractAUsParams(_Section):
 
     Clips processed: every identity source (neutral, D*_ns), every scarce clip of ``splits`` (for the AU
     knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (for the generator's
-    AU-to-landmark model).
+    AU-to-landmark model). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
+    against), ``smooth_frames`` and ``neutral_bounds`` (clamp the reference into a neutral face's range
+    where that range is the same for every face); see :mod:`argen.extract.landmarks`.
     """
 
     backend: Literal["landmarks", "openface", "csv"] = "landmarks"
     reference: Literal["clip", "population"] = "clip"
     smooth_frames: Literal[1, 3, 5] = 5
+    neutral_bounds: bool = True
     openface_bin: str = "FeatureExtraction"
     au_static: bool = True
     csv_dir: str = ""
@@ -122,8 +132,11 @@ class IdentitiesParams(_Section):
 
     A frame is admissible when its Laplacian-variance sharpness (eq. 22), mean grey level (eq. 25) and
     grey-level standard deviation (eq. 26) are within bounds, a face was found, and both the image's
-    shorter side and the face box's shorter side are large enough. Among admissible frames the one with
-    the lowest mean AU intensity (eq. 23-24) is the identity.
+    shorter side and the face box's shorter side are large enough, and, with ``neutral_check``, the face
+    looks neutral on an absolute test of its landmarks (lips closed: inner-lip gap at most ``max_lip_gap``
+    inter-ocular distances; lip corners at most ``max_corner_lift`` IOD above the lip line; eyes open:
+    aperture, lid distance over eye width, at least ``min_eye_aperture``). Among admissible frames the one
+    with the lowest mean AU intensity (eq. 23-24) is the identity. See :mod:`argen.identities`.
     """
 
     min_sharpness: float = Field(100.0, ge=0.0)
@@ -132,6 +145,10 @@ class IdentitiesParams(_Section):
     min_contrast: float = Field(20.0, ge=0.0)
     min_face_size: int = Field(40, ge=1)
     min_image_size: int = Field(64, ge=1)
+    neutral_check: bool = True
+    max_lip_gap: float = Field(0.06, ge=0.0)
+    max_corner_lift: float = Field(0.06, ge=-1.0)
+    min_eye_aperture: float = Field(0.15, ge=0.0)
     grid_size: int = Field(24, ge=1, le=200)
 
     @model_validator(mode="after")

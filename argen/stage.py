@@ -1,8 +1,9 @@
 """What every stage script shares: logging set-up, params loading and clear failure messages.
 
 A stage script is ``run_stage(main)`` around a ``main(params)`` that wires params and paths to the package.
-Expected failures (bad params, a dataset that is not where params.yaml says, a missing model or binary)
-end the process with one readable message and exit code 1, not a traceback.
+Expected failures (bad params, a dataset that is not where params.yaml says, an unusable input file, a
+missing model or binary) end the process with one readable message and exit code 1, not a traceback: any
+:class:`~argen.errors.UserError`, and the few other errors in :data:`USER_ERRORS`.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ import sys
 from collections.abc import Callable
 
 from argen import __version__
-from argen.datasets import DatasetLayoutError
-from argen.extract.openface import OpenFaceError
+from argen.errors import UserError
 from argen.face import FaceModelError
 from argen.params import Params, ParamsError, load_params
 
-#: Errors a user can fix from the message alone (missing weights and model folders are FileNotFoundError).
-USER_ERRORS: tuple[type[Exception], ...] = (ParamsError, DatasetLayoutError, FileNotFoundError, OpenFaceError,
-                                            FaceModelError)
+#: Errors a user can fix from the message alone: the project's own, params, face models, and missing model
+#: folders and weights (FileNotFoundError from the libraries that load them).
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, ParamsError, FaceModelError, FileNotFoundError)
 
 
 def provenance(stage: str, params: Params, *sections: str, **extra: object) -> dict[str, str]:

@@ -10,13 +10,16 @@ prompt X_T with AU codes removed, the retrieved entries, the verification record
 import logging
 from pathlib import Path
 
-import cv2
+import numpy as np
 import pandas as pd
 
 from argen.asi.facs import load_facs
+from argen.asi.kb import KB_SCHEMA, knowledge_base_problems
 from argen.asi.prompts import TemplateComposer, VLMComposer, build_requests, fixed_prompts, generate_prompts, \
     hallucination_metrics
-from argen.io import atomic_path, write_json, write_parquet
+from argen.errors import InputError
+from argen.extract import LANDMARK_COLUMNS
+from argen.io import decode_frame, read_table, staged_outputs
 from argen.params import Params
 from argen.stage import provenance, run_stage
 
@@ -40,16 +43,36 @@ def make_composer(params: Params):
     return TemplateComposer(load_facs(), cfg.max_aus)
 
 
+def identity_images(identities: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The identity image of every identity, by clip id.
+
+    Raises:
+        InputError: an image is missing or does not decode cleanly; the message names it.
+    """
+    images = {}
+    for row in identities.itertuples():
+        image, problem = decode_frame(IMAGES / row.image_file)
+        if problem:
+            raise InputError(f"identity image {IMAGES / row.image_file}: {problem} (run `dvc repro identities`)")
+        images[row.clip_id] = image
+    return images
+
+
 def main(params: Params) -> None:
     cfg, scarce = params.asi, params.decompose.scarce_classes
-    identities = pd.read_parquet(IDENTITIES)
-    kb = pd.read_parquet(KB)
+    identities = read_table(IDENTITIES, ["clip_id", "subject", "image_file", *LANDMARK_COLUMNS], "identities")
+    if identities.empty:
+        raise InputError(f"{IDENTITIES} holds no identity: there is nothing to write prompts for")
     metrics: dict = {"mode": cfg.mode, "backend": cfg.backend if cfg.mode != "fixed" else "none"}
     if cfg.mode == "fixed":
         prompts = fixed_prompts(identities, scarce)
     else:
-        facs, composer = load_facs(), make_composer(params)
-        images = {row.clip_id: cv2.imread(str(IMAGES / row.image_file)) for row in identities.itertuples()}
+        facs = load_facs()
+        kb = read_table(KB, KB_SCHEMA.names, "au_kb")
+        problems = knowledge_base_problems(kb, scarce, facs)
+        if problems:
+            raise InputError(f"{KB}: {'; '.join(problems)} (run `dvc repro au_kb`)")
+        images, composer = identity_images(identities), make_composer(params)
         requests = build_requests(identities, images, kb, scarce, cfg.mode, cfg.k, cfg.retrieval, params.seed)
         prompts = generate_prompts(requests, composer, kb, facs, cfg.on_hallucination, cfg.max_tries)
         metrics[cfg.mode] = hallucination_metrics(prompts)
@@ -63,15 +86,14 @@ def main(params: Params) -> None:
                             on="identity_id", how="left")
     meta = provenance("prompts", params, "asi", backend=metrics["backend"],
                       model_path=cfg.qwen_path if cfg.backend == "qwen2_5_vl" else "")
-    write_parquet(prompts, PROMPTS, metadata=meta)
-    REPORTS.mkdir(parents=True, exist_ok=True)
-    write_json(metrics, REPORTS / "metrics.json")
-    with atomic_path(REPORTS / "examples.md") as tmp:
-        lines = [f"# Example prompts ({cfg.mode}, {metrics['backend']})", ""]
-        for row in prompts.groupby("emotion", sort=False).head(2).itertuples():
-            lines += [f"**{row.emotion}**, identity {row.identity_id} ({row.action})", "",
-                      f"- raw: `{row.raw_final}`" if row.raw_final else "- raw: (none)", f"- X_T: {row.prompt}", ""]
-        tmp.write_text("\n".join(lines))
+    lines = [f"# Example prompts ({cfg.mode}, {metrics['backend']})", ""]
+    for row in prompts.groupby("emotion", sort=False).head(2).itertuples():
+        lines += [f"**{row.emotion}**, identity {row.identity_id} ({row.action})", "",
+                  f"- raw: `{row.raw_final}`" if row.raw_final else "- raw: (none)", f"- X_T: {row.prompt}", ""]
+    with staged_outputs() as out:
+        out.parquet(prompts, PROMPTS, metadata=meta)
+        out.json(metrics, REPORTS / "metrics.json")
+        out.path(REPORTS / "examples.md").write_text("\n".join(lines))
     log.info("%d prompts (%s, %s): %s", len(prompts), cfg.mode, metrics["backend"],
              {k: v for k, v in metrics.items() if k in ("vlm_rag", "vlm_only")})
 

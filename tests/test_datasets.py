@@ -273,7 +273,7 @@ def test_folder_split_column_and_absolute_paths(tmp_path: Path) -> None:
 
 def test_folder_missing_column(tmp_path: Path) -> None:
     write(tmp_path / "clips.csv", "frames_dir,emotion\na,happy\n")
-    with pytest.raises(DatasetLayoutError, match="'label'"):
+    with pytest.raises(DatasetLayoutError, match=r"missing column\(s\) label in the header line 'frames_dir,emotion'"):
         find_folder(tmp_path, "clips.csv", test_fraction=0.2, seed=0)
     with pytest.raises(DatasetLayoutError, match=r"other\.csv"):
         find_folder(tmp_path, "other.csv", test_fraction=0.2, seed=0)
@@ -289,7 +289,7 @@ def test_collect_frames_drops_bad_frames_and_short_clips(tmp_path: Path) -> None
     truncated.write_bytes(truncated.read_bytes()[:-100])
     (frames / "00001" / "5.jpg").write_text("not an image")
     (frames / "00001" / "6.png").write_text("not an image either")
-    (frames / "00001" / "notes.txt").write_text("ignored: not a frame suffix")
+    (frames / "00001" / "notes.txt").write_text("not a frame suffix")
     shutil.rmtree(frames / "00002")
     (frames / "00004" / "10.jpg").unlink()
     clips, _ = find_dfew(root, fold=1)
@@ -299,11 +299,12 @@ def test_collect_frames_drops_bad_frames_and_short_clips(tmp_path: Path) -> None
     assert [(c.clip_id, c.frames) for c in index.clips] == [("00001", tuple(DFEW_FRAMES))]
     why = reasons(index.skips)
     assert why["00001/3.jpg"] == "frame dropped: empty file"
-    assert "truncated JPEG" in why["00001/4.jpg"] and "truncated JPEG" in why["00001/5.jpg"]
-    assert why["00001/6.png"] == "frame dropped: not a decodable image"
+    assert why["00001/4.jpg"] == "frame dropped: damaged JPEG data (decoder: Premature end of JPEG file)"
+    assert why["00001/5.jpg"] == why["00001/6.png"] == "frame dropped: not a decodable image"
+    assert why["00001/notes.txt"].startswith("not a frame: not an image suffix (.txt;")
     assert "frames folder missing" in why["00002"]
     assert "only 2 usable frames" in why["00004"]
-    assert len(index.skips) == 6
+    assert len(index.skips) == 7
 
 
 def test_collect_frames_without_verify_keeps_every_frame(tmp_path: Path) -> None:
@@ -315,4 +316,4 @@ def test_collect_frames_without_verify_keeps_every_frame(tmp_path: Path) -> None
     clips, _ = find_dfew(root, fold=1)
     index = collect_frames(clips, verify=False, min_frames=1)
     assert index.clips[0].frames == ("1.jpg", "2.jpg", "3.jpg", "10.jpg")
-    assert "no image frames" in reasons(index.skips)["00004"]
+    assert "no usable image frames" in reasons(index.skips)["00004"]

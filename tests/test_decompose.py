@@ -68,7 +68,7 @@ def test_bad_frames_and_clips_are_recorded(tiny_demo: Path, tmp_path: Path) -> N
     skips = skip_table(index)
     reasons = dict(zip(skips.item, skips.reason))
     assert reasons["00002/3.jpg"] == "frame dropped: empty file"
-    assert reasons["00003/1.jpg"] == "frame dropped: truncated JPEG (no end-of-image marker)"
+    assert reasons["00003/1.jpg"] == "frame dropped: damaged JPEG data (decoder: Premature end of JPEG file)"
     assert reasons["00004"].startswith("frames folder missing")
     assert reasons["00002"] == "only 7 usable frames (< min_frames 8)"
     kept = {c.clip_id for c in index.clips}

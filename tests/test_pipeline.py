@@ -46,7 +46,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert len(clips) == TINY["n_clips"]
     metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
-    assert metrics["n_clips"] == TINY["n_clips"] and metrics["n_skipped"] == 0
+    assert metrics["n_clips"] == TINY["n_clips"] and metrics["n_skipped"] == 0 and metrics["warning"] == ""
     assert (project / "reports/decompose/class_distribution.png").stat().st_size > 0
     frames = pd.read_parquet(project / "data/interim/aus.parquet")
     assert frames.success.mean() > 0.95
@@ -57,6 +57,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     assert (project / "reports/identities/grid.png").stat().st_size > 0
     kb = pd.read_parquet(project / "data/interim/au_kb.parquet")
     assert set(kb.emotion) == {"surprise", "disgust", "fear"}
+    assert pd.read_parquet(project / "data/interim/au_kb_skipped.parquet").columns.tolist() == ["item", "reason"]
     prompts = pd.read_parquet(project / "data/interim/prompts.parquet")
     assert len(prompts) == 3 * len(identities) and not prompts.prompt.str.contains(r"\(AU").any()
     prompt_metrics = json.loads((project / "reports/prompts/metrics.json").read_text())

@@ -70,6 +70,33 @@ def apex_frames(frames: pd.DataFrame) -> pd.DataFrame:
     return found.loc[strength.groupby(found.clip_id, sort=False).idxmax()].reset_index(drop=True)
 
 
+def knowledge_base_problems(kb: pd.DataFrame, emotions: list[str], facs: FacsTable) -> list[str]:
+    """Why ``kb`` cannot serve prompts about ``emotions``; empty when it can.
+
+    Checked: every emotion has an entry, every AU is in the FACS table, every entry has one intensity per AU.
+    """
+    problems = [f"no entry for {e} (decompose.scarce_classes lists it)" for e in emotions
+                if not (kb.emotion == e).any()]
+    unknown = sorted({int(au) for aus in kb.aus for au in aus} - set(facs.aus))
+    if unknown:
+        problems.append(f"AU(s) {', '.join(map(str, unknown))} not in the FACS table")
+    uneven = kb.entry_id[kb.aus.map(len) != kb.intensities.map(len)].tolist()
+    if uneven:
+        problems.append(f"entries {', '.join(uneven[:5])} do not have one intensity per AU")
+    return problems
+
+
+def unusable_clips(knowledge: pd.DataFrame, apex: pd.DataFrame, scarce: list[str]) -> pd.DataFrame:
+    """The knowledge clips (clip_id, label) that add nothing to the knowledge base, as (item, reason) rows."""
+    rows = []
+    for clip in knowledge.itertuples():
+        if clip.label not in scarce:
+            rows.append((clip.clip_id, f"label {clip.label} is not one of decompose.scarce_classes {scarce}"))
+        elif clip.clip_id not in set(apex.clip_id):
+            rows.append((clip.clip_id, "no face found in any frame by extract_aus, so no apex frame"))
+    return pd.DataFrame(rows, columns=["item", "reason"])
+
+
 def frequent_combinations(active: list[frozenset[int]], min_support: float, max_entries: int,
                           sizes: tuple[int, int] = (2, 4)) -> list[tuple[frozenset[int], int]]:
     """Frequent AU combinations among the clips' active-AU sets, most supported first (module docstring)."""

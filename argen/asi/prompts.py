@@ -27,6 +27,7 @@ from argen.asi.facs import FacsTable
 from argen.asi.retrieval import retrieve
 from argen.asi.template import compose_line, identity_cues, template_aus
 from argen.asi.verify import Verification, cited_aus, drop_aus, strip_au_tags, verify
+from argen.extract import landmarks_of
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class PromptRequest:
     identity_id: str
     emotion: str
     image: np.ndarray
-    box: tuple[float, float, float, float]
+    landmarks: np.ndarray  # (68, 2) of the identity frame: places the identity-cue regions
     seed: int
     retrieved_ids: list[str] = field(default_factory=list)
     retrieved: list[dict[int, float]] = field(default_factory=list)
@@ -85,7 +86,7 @@ class TemplateComposer:
         for request in requests:
             rng = np.random.default_rng([request.seed, attempt])
             aus = template_aus(request.emotion, request.retrieved, self.facs, rng, self.max_aus)
-            lines.append(compose_line(identity_cues(request.image, request.box), request.emotion, aus, self.facs))
+            lines.append(compose_line(identity_cues(request.image, request.landmarks), request.emotion, aus, self.facs))
         return lines
 
 
@@ -107,11 +108,11 @@ def build_requests(identities: pd.DataFrame, images: dict[str, np.ndarray], kb: 
                    mode: str, k: int, strategy: str, seed: int) -> list[PromptRequest]:
     """One request per identity x emotion, with retrieval (seeded per request) in ``vlm_rag`` mode."""
     requests = []
+    all_landmarks = landmarks_of(identities)
     for i, row in enumerate(identities.itertuples()):
         for j, emotion in enumerate(emotions):
             request_seed = int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])
-            request = PromptRequest(row.clip_id, emotion, images[row.clip_id],
-                                    (row.face_x, row.face_y, row.face_w, row.face_h), request_seed)
+            request = PromptRequest(row.clip_id, emotion, images[row.clip_id], all_landmarks[i], request_seed)
             if mode == "vlm_rag":
                 entries = retrieve(kb, emotion, k, np.random.default_rng(request_seed), strategy)
                 request.retrieved_ids = entries.entry_id.tolist()
@@ -125,7 +126,7 @@ def _prototype_line(request: PromptRequest, kb: pd.DataFrame, facs: FacsTable) -
     entries = kb[(kb.emotion == request.emotion) & (kb.kind == "prototype")]
     entries = entries if len(entries) else kb[kb.emotion == request.emotion]
     aus = dict(zip(entries.aus.iloc[0], entries.intensities.iloc[0]))
-    return compose_line(identity_cues(request.image, request.box), request.emotion, aus, facs)
+    return compose_line(identity_cues(request.image, request.landmarks), request.emotion, aus, facs)
 
 
 def generate_prompts(requests: list[PromptRequest], composer: Composer, kb: pd.DataFrame, facs: FacsTable,

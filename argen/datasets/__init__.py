@@ -6,11 +6,11 @@ checks every clip's frames the same way for all of them.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-import pandas as pd
-
-from argen.datasets.base import Clip, ClipSource, DatasetIndex, DatasetLayoutError, Skip, collect_frames, require_path
+from argen.datasets.base import Clip, ClipSource, DatasetIndex, DatasetLayoutError, Skip, collect_frames, \
+    read_label_csv, require_path
 from argen.datasets.ckplus import find_ckplus
 from argen.datasets.dfew import find_dfew
 from argen.datasets.ferv39k import find_ferv39k
@@ -29,19 +29,22 @@ def find_demo(root: Path, fold: int) -> tuple[list[ClipSource], list[Skip]]:
     sources, skips = find_dfew(root, fold, "clip_224x224")
     meta_path = require_path(root / "demo_meta" / "clips.csv", "demo clip table",
                              "rebuild the demo with `dvc repro demo`")
-    meta = pd.read_csv(meta_path, dtype={"video_name": str, "subject": str})
-    subjects = dict(zip(meta.video_name, meta.subject))
-    missing = [s.clip_id for s in sources if s.clip_id not in subjects]
+    _, rows, meta_skips = read_label_csv(meta_path, "demo_meta/clips.csv", ("video_name", "subject"),
+                                         "rebuild the demo with `dvc repro demo`")
+    subjects = {row["video_name"]: row["subject"] for _, row in rows}
+    missing = [s.clip_id for s in sources if not subjects.get(s.clip_id)]
     if missing:
         raise DatasetLayoutError(f"{meta_path}: no subject for clip(s) {', '.join(missing[:5])}"
                                  + (" ..." if len(missing) > 5 else ""))
-    return [ClipSource(**{**s.__dict__, "subject": subjects[s.clip_id]}) for s in sources], skips
+    return [replace(s, subject=subjects[s.clip_id]) for s in sources], skips + meta_skips
 
 
 def find_sources(data: DataParams, seed: int) -> tuple[list[ClipSource], list[Skip]]:
     """Run the adapter that ``data.source`` names on ``data.root``."""
     root = require_path(Path(data.root), f"data.root for source '{data.source}'",
                         "set data.root in params.yaml to the dataset's top folder")
+    if not root.is_dir():
+        raise DatasetLayoutError(f"data.root {root} is a file: set it to the dataset's top folder")
     if data.source == "demo":
         return find_demo(root, data.fold)
     if data.source == "dfew":

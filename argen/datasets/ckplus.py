@@ -15,12 +15,14 @@ never for training), so every clip is in the ``test`` split. Hidden files such a
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from natsort import natsorted
 
 from argen.datasets.base import ClipSource, Skip, require_path
 from argen.emotions import CKPLUS_LABELS
+from argen.io import read_text_lines
 
 
 def _visible(folder: Path, pattern: str = "*") -> list[Path]:
@@ -34,17 +36,23 @@ def _read_facs(path: Path) -> tuple[tuple[int, float], ...]:
     """(AU, intensity) pairs from a ``*_facs.txt`` file.
 
     Raises:
-        ValueError: a line is not two numbers; the message names the line.
+        ValueError: a line cannot be read or is not an integer AU and a finite intensity >= 0; the message
+            names the line.
     """
+    text = read_text_lines(path)
+    if text.unreadable:
+        number, why = text.unreadable[0]
+        raise ValueError(f"line {number} of {path.name} cannot be read: {why}")
     pairs = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in text.lines:
         if not line.strip():
             continue
         try:
             au, intensity = (float(v) for v in line.split())
         except ValueError:
-            raise ValueError(f"line {number} of {path.name} is not 'AU intensity': "
-                             f"{line.strip()!r}") from None
+            au = intensity = math.nan
+        if not (au.is_integer() and au > 0 and math.isfinite(intensity) and intensity >= 0):
+            raise ValueError(f"line {number} of {path.name} is not 'AU intensity': {line.strip()!r}")
         pairs.append((int(au), intensity))
     return tuple(pairs)
 
@@ -58,14 +66,18 @@ def _read_sequence(root: Path, images: Path) -> ClipSource | Skip:
         return Skip(clip_id, "no Emotion label (CK+ labels 327 of 593 sequences)")
     if len(emotion_files) > 1:
         return Skip(clip_id, f"{len(emotion_files)} emotion files, expected one")
-    raw_label = emotion_files[0].read_text().strip()
+    emotion_file = emotion_files[0]
+    text = read_text_lines(emotion_file)
+    if text.unreadable:
+        number, why = text.unreadable[0]
+        return Skip(clip_id, f"line {number} of {emotion_file.name} cannot be read: {why}")
+    raw_label = " ".join(line.strip() for _, line in text.lines if line.strip())
     try:
         code = float(raw_label)
     except ValueError:
-        return Skip(clip_id, f"{emotion_files[0].name} does not hold a number: {raw_label!r}")
+        return Skip(clip_id, f"{emotion_file.name} does not hold a number: {raw_label!r}")
     if not code.is_integer() or int(code) not in CKPLUS_LABELS:
-        return Skip(clip_id, f"unknown CK+ emotion code {raw_label!r} in {emotion_files[0].name} "
-                             f"(expected 0..7)")
+        return Skip(clip_id, f"unknown CK+ emotion code {raw_label!r} in {emotion_file.name} (expected 0..7)")
     label = CKPLUS_LABELS[int(code)]
     if label is None:
         return Skip(clip_id, "contempt (CK+ code 2) has no canonical class")

@@ -8,67 +8,61 @@ Layout read (``root`` is the folder holding ``Clip/`` and ``EmoLabel_DataSplit/`
 
 ``frames_variant`` is ``clip_224x224`` (all frames; really 256x256) or ``clip_224x224_16f`` (16 frames). The
 split folders are also spelled ``(single_labeled)``; both spellings are accepted, independently for train
-and test. Each split file has the header ``video_name,label``: ``video_name`` is the clip number, written
-with or without its zero padding to 5 digits, and ``label`` is 1-based (1 happy ... 7 fear, see
-:data:`argen.emotions.DFEW_LABELS`). A clip listed twice in a split file is skipped the second time; a clip
+and test (the split file is looked for in each). Each split file has the header ``video_name,label`` (in
+any case, spacing or encoding: see :func:`~argen.datasets.base.read_label_csv`): ``video_name`` is the clip
+number, written with or without its zero padding to 5 digits, and ``label`` is 1-based (1 happy ... 7 fear,
+see :data:`argen.emotions.DFEW_LABELS`). A clip listed twice in a split file is skipped the second time; a clip
 in both the train and test file of a fold is an error.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-from argen.datasets.base import ClipSource, DatasetLayoutError, Skip, require_path
+from argen.datasets.base import ClipSource, DatasetLayoutError, Skip, listed_again, read_label_csv, require_path
 from argen.emotions import DFEW_LABELS
 
 _SPLIT_SPELLINGS: tuple[str, ...] = ("{split}(single-labeled)", "{split}(single_labeled)")
 
 
 def _split_file(root: Path, split: str, fold: int) -> Path:
-    """The ``set_<fold>.csv`` of ``split``, under whichever spelling of the split folder exists."""
-    labels = root / "EmoLabel_DataSplit"
-    require_path(labels, "DFEW label folder", "expected EmoLabel_DataSplit/ under the DFEW root")
-    folders = [labels / spelling.format(split=split) for spelling in _SPLIT_SPELLINGS]
-    folder = next((f for f in folders if f.is_dir()), folders[0])
-    return require_path(folder / f"set_{fold}.csv", f"DFEW {split} split file",
-                        f"also looked in {folders[1].name}/; DFEW folds are set_1..set_5")
+    """The ``set_<fold>.csv`` of ``split``, in whichever spelling of the split folder holds it."""
+    labels = require_path(root / "EmoLabel_DataSplit", "DFEW label folder",
+                          "expected EmoLabel_DataSplit/ under the DFEW root")
+    candidates = [labels / spelling.format(split=split) / f"set_{fold}.csv" for spelling in _SPLIT_SPELLINGS]
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise DatasetLayoutError(f"DFEW {split} split file not found: neither {candidates[0]} nor "
+                                 f"{candidates[1]} exists (DFEW folds are set_1..set_5)")
+    return found
 
 
 def _read_split(root: Path, split: str, fold: int,
                 frames_root: Path) -> tuple[list[ClipSource], list[Skip]]:
     """Read one split file into clips, skipping unknown labels and repeated video names."""
     path = _split_file(root, split, fold)
-    where = path.relative_to(root)
+    where = str(path.relative_to(root))
+    _, rows, skips = read_label_csv(path, where, ("video_name", "label"), "expected the header video_name,label")
     clips: list[ClipSource] = []
-    skips: list[Skip] = []
     first_line: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        missing = {"video_name", "label"} - set(reader.fieldnames or ())
-        if missing:
-            raise DatasetLayoutError(f"{path}: missing column(s) {', '.join(sorted(missing))} "
-                                     f"(expected the header video_name,label)")
-        for row in reader:
-            line = reader.line_num
-            name, raw_label = (row["video_name"] or "").strip(), (row["label"] or "").strip()
-            if not name.isdigit():
-                skips.append(Skip(f"{where}:{line}", f"video_name {name!r} in {where}, line {line} is not "
-                                                     f"a clip number"))
-                continue
-            clip_id = f"{int(name):05d}"
-            label = DFEW_LABELS.get(int(raw_label)) if raw_label.isdigit() else None
-            if label is None:
-                skips.append(Skip(clip_id, f"unknown label {raw_label!r} in {where}, line {line} "
-                                           f"(DFEW labels are 1..7)"))
-                continue
-            if clip_id in first_line:
-                skips.append(Skip(clip_id, f"listed again in {where}, line {line} (first at line "
-                                           f"{first_line[clip_id]})"))
-                continue
-            first_line[clip_id] = line
-            clips.append(ClipSource(clip_id=clip_id, frames_dir=frames_root / clip_id, label=label,
-                                    split=split, subject=None, source_label=raw_label))
+    for line, row in rows:
+        name, raw_label = row["video_name"], row["label"]
+        if not name.isdigit():
+            skips.append(Skip(f"{where}:{line}", f"video_name {name!r} in {where}, line {line} is not "
+                                                 f"a clip number"))
+            continue
+        clip_id = f"{int(name):05d}"
+        label = DFEW_LABELS.get(int(raw_label)) if raw_label.isdigit() else None
+        if label is None:
+            skips.append(Skip(clip_id, f"unknown label {raw_label!r} in {where}, line {line} "
+                                       f"(DFEW labels are 1..7)"))
+            continue
+        repeat = listed_again(first_line, clip_id, where, line)
+        if repeat:
+            skips.append(repeat)
+            continue
+        clips.append(ClipSource(clip_id=clip_id, frames_dir=frames_root / clip_id, label=label,
+                                split=split, subject=None, source_label=raw_label))
     return clips, skips
 
 

@@ -10,15 +10,18 @@ Each list line is ``Scene/Emotion/clip label``, separated by spaces (a comma is 
 an emotion name in any case (``Happy``) or an integer in the canonical order (happy 0, sad 1, neutral 2,
 angry 3, surprise 4, disgust 5, fear 6). The lists usually have no header; a first line with neither a
 known label nor a ``Scene/Emotion/clip`` path (such as ``path label``) is taken as one. Blank lines are
-ignored. The list label is trusted where it disagrees with the ``<Emotion>`` folder of the path. A clip
-listed twice in a list is skipped the second time; a clip in both lists is an error.
+ignored; the encoding is found as :func:`argen.io.read_text_lines` describes; clip paths are normalised
+by :func:`~argen.datasets.base.clip_path`. The list label is trusted where it disagrees with the
+``<Emotion>`` folder of the path. A clip listed twice in a list is skipped the second time; a clip in both
+lists is an error.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from argen.datasets.base import ClipSource, DatasetLayoutError, Skip, require_path
+from argen.datasets.base import ClipSource, DatasetLayoutError, Skip, clip_path, listed_again, read_lines, \
+    require_path
 from argen.emotions import EMOTIONS, canonical_name, is_emotion_name
 
 
@@ -48,32 +51,29 @@ def _is_header(line: str) -> bool:
 def _read_list(root: Path, path: Path, split: str,
                frames_root: Path) -> tuple[list[ClipSource], list[Skip]]:
     """Read one setup list into clips, skipping malformed lines, unknown labels and repeated clips."""
-    where = path.relative_to(root)
-    lines = [(number, text.strip())
-             for number, text in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1)
-             if text.strip()]
+    where = str(path.relative_to(root))
+    lines, skips = read_lines(path, where)
     if lines and _is_header(lines[0][1]):
         lines = lines[1:]
     clips: list[ClipSource] = []
-    skips: list[Skip] = []
     first_line: dict[str, int] = {}
     for number, text in lines:
+        text = text.strip()
         fields = _split_line(text)
         if fields is None:
             skips.append(Skip(f"{where}:{number}", f"malformed line {number} of {where}: {text!r} "
                                                    f"(expected 'Scene/Emotion/clip label')"))
             continue
-        clip_id, raw_label = fields
+        clip_id, raw_label = clip_path(fields[0]), fields[1]
         label = _parse_label(raw_label)
         if label is None:
             skips.append(Skip(clip_id, f"unknown label {raw_label!r} in {where}, line {number} (expected an "
                                        f"emotion name or 0..{len(EMOTIONS) - 1})"))
             continue
-        if clip_id in first_line:
-            skips.append(Skip(clip_id, f"listed again in {where}, line {number} (first at line "
-                                       f"{first_line[clip_id]})"))
+        repeat = listed_again(first_line, clip_id, where, number)
+        if repeat:
+            skips.append(repeat)
             continue
-        first_line[clip_id] = number
         clips.append(ClipSource(clip_id=clip_id, frames_dir=frames_root / clip_id, label=label,
                                 split=split, subject=None, source_label=raw_label))
     return clips, skips

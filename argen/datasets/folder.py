@@ -5,7 +5,9 @@ Layout read::
     root/<csv_name>             header frames_dir,label[,subject][,split]
     root/<frames_dir>/*.jpg     one folder of frames per row (an absolute frames_dir is used as is)
 
-``label`` must be an emotion name; spellings such as ``Happiness`` or ``anger`` are accepted (see
+The CSV is read by :func:`~argen.datasets.base.read_label_csv` (header names in any case or spacing, any
+encoding). ``frames_dir`` is normalised (:func:`~argen.datasets.base.clip_path`), so ``a/`` and ``./a`` are
+the same clip. ``label`` must be an emotion name; spellings such as ``Happiness`` or ``anger`` are accepted (see
 :func:`argen.emotions.canonical_name`). Integer labels are refused because their order differs between
 datasets. ``split`` must be ``train`` or ``test``. Without a ``split`` column the splits are drawn from the
 seed: by subject when there is a ``subject`` column (all clips of a subject land in the same split; a row
@@ -14,13 +16,12 @@ with an empty subject is its own group), otherwise by clip.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from argen.datasets.base import SPLITS, ClipSource, DatasetLayoutError, Skip, require_path
+from argen.datasets.base import SPLITS, ClipSource, Skip, clip_path, listed_again, read_label_csv, require_path
 from argen.emotions import canonical_name, is_emotion_name
 
 _REQUIRED: tuple[str, ...] = ("frames_dir", "label")
@@ -63,42 +64,33 @@ def find_folder(root: Path, csv_name: str, test_fraction: float,
     """
     root = Path(root)
     path = require_path(root / csv_name, "clip list CSV", "set data.folder_csv to the CSV under data.root")
+    header, rows, skips = read_label_csv(path, csv_name, _REQUIRED,
+                                         f"the header needs {','.join(_REQUIRED)}, optionally subject and split")
+    has_split = "split" in header
     clips: list[ClipSource] = []
-    skips: list[Skip] = []
     first_line: dict[str, int] = {}
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle, skipinitialspace=True)
-        reader.fieldnames = [name.strip() for name in reader.fieldnames or ()]
-        for column in _REQUIRED:
-            if column not in reader.fieldnames:
-                raise DatasetLayoutError(f"{path}: missing column {column!r} (header needs "
-                                         f"{','.join(_REQUIRED)}, optionally subject and split)")
-        has_split = "split" in reader.fieldnames
-        for row in reader:
-            line = reader.line_num
-            cell = {name: (value or "").strip() for name, value in row.items() if name is not None}
-            clip_id, raw_label = cell["frames_dir"], cell["label"]
-            if not clip_id:
-                skips.append(Skip(f"{csv_name}:{line}", f"empty frames_dir in {csv_name}, line {line}"))
-                continue
-            if not is_emotion_name(raw_label):
-                skips.append(Skip(clip_id, f"label {raw_label!r} in {csv_name}, line {line} is not an "
-                                           f"emotion name (integer labels are not accepted)"))
-                continue
-            split = cell["split"].lower() if has_split else "train"  # drawn by _assign_splits below
-            if split not in SPLITS:
-                skips.append(Skip(clip_id, f"split {cell['split']!r} in {csv_name}, line {line} is not "
-                                           f"train or test"))
-                continue
-            if clip_id in first_line:
-                skips.append(Skip(clip_id, f"listed again in {csv_name}, line {line} (first at line "
-                                           f"{first_line[clip_id]})"))
-                continue
-            first_line[clip_id] = line
-            # Joining an absolute frames_dir onto root gives frames_dir itself.
-            clips.append(ClipSource(clip_id=clip_id, frames_dir=root / clip_id,
-                                    label=canonical_name(raw_label), split=split,
-                                    subject=cell.get("subject") or None, source_label=raw_label))
+    for line, cell in rows:
+        raw_dir, raw_label = cell["frames_dir"], cell["label"]
+        if not raw_dir:
+            skips.append(Skip(f"{csv_name}:{line}", f"empty frames_dir in {csv_name}, line {line}"))
+            continue
+        clip_id = clip_path(raw_dir)
+        if not is_emotion_name(raw_label):
+            skips.append(Skip(clip_id, f"label {raw_label!r} in {csv_name}, line {line} is not an "
+                                       f"emotion name (integer labels are not accepted)"))
+            continue
+        split = cell["split"].lower() if has_split else "train"  # drawn by _assign_splits below
+        if split not in SPLITS:
+            skips.append(Skip(clip_id, f"split {cell['split']!r} in {csv_name}, line {line} is not "
+                                       f"train or test"))
+            continue
+        repeat = listed_again(first_line, clip_id, csv_name, line)
+        if repeat:
+            skips.append(repeat)
+            continue
+        # Joining an absolute frames_dir onto root gives frames_dir itself.
+        clips.append(ClipSource(clip_id=clip_id, frames_dir=root / clip_id, label=canonical_name(raw_label),
+                                split=split, subject=cell.get("subject") or None, source_label=raw_label))
     if not has_split:
         clips = _assign_splits(clips, test_fraction, seed)
     return clips, skips

@@ -17,6 +17,7 @@ failed rows. With several faces in a frame, the most confident one is kept.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -26,29 +27,77 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argen.aus import INTENSITY_COLUMNS
+from argen.aus import INTENSITY_COLUMNS, MAX_INTENSITY
+from argen.errors import InputError, UserError
 from argen.extract import BOX_COLUMNS, LANDMARK_COLUMNS, empty_rows
+from argen.io import read_text_lines
 
 INSTALL_HINT = ("build OpenFace 2.x (github.com/TadasBaltrusaitis/OpenFace, wiki 'Unix Installation') and set "
                 "extract_aus.openface_bin to its FeatureExtraction binary, or use extract_aus.backend: landmarks "
                 "(CPU, no OpenFace needed) or csv (OpenFace CSVs you computed elsewhere)")
 
 
-class OpenFaceError(RuntimeError):
-    """OpenFace is missing, failed, or wrote a CSV that cannot be read; the message says which and why."""
+class OpenFaceError(UserError):
+    """OpenFace is missing, failed, or wrote a CSV that cannot be read; the message says which and why.
+
+    On one clip it becomes that clip's recorded skip (:func:`argen.extract.run.process_clip`); only a missing
+    binary or CSV folder stops the stage.
+    """
+
+
+#: Numeric columns the project reads, with the condition every value must meet and what that means.
+_COLUMN_RULES: tuple[tuple[str, str], ...] = (
+    ("frame", "a frame number (an integer >= 1)"), ("success", "0 or 1"), ("confidence", "a finite number"),
+    *((au, "an intensity from 0 to 5") for au in INTENSITY_COLUMNS),
+    *((c, "a finite coordinate") for c in LANDMARK_COLUMNS),
+)
+
+
+def _meets_rule(column: str, values: pd.Series) -> pd.Series:
+    """Where ``values`` (numbers, NaN where the CSV held none) meet ``column``'s rule in :data:`_COLUMN_RULES`."""
+    if column == "frame":
+        return (values >= 1) & (values % 1 == 0)
+    if column == "success":
+        return values.isin([0, 1])
+    if column in INTENSITY_COLUMNS:
+        return (values >= 0) & (values <= MAX_INTENSITY)
+    return pd.Series(np.isfinite(values.to_numpy(float)), index=values.index)
 
 
 def read_openface_csv(path: Path) -> pd.DataFrame:
-    """Read an OpenFace CSV with stripped column names, checking the columns the project uses."""
+    """Read an OpenFace CSV: names stripped, the columns the project uses present and holding valid numbers.
+
+    Raises:
+        OpenFaceError: the file cannot be read or parsed, lacks a column, or a value breaks its column's rule
+            (:data:`_COLUMN_RULES`); the message names the file, the line and the column.
+    """
     try:
-        table = pd.read_csv(path, skipinitialspace=True)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        text = read_text_lines(path)
+    except InputError as err:
+        raise OpenFaceError(str(err)) from None
+    if text.unreadable:
+        number, why = text.unreadable[0]
+        raise OpenFaceError(f"{path}, line {number} cannot be read: {why}")
+    try:
+        table = pd.read_csv(io.StringIO("\n".join(line for _, line in text.lines)), skipinitialspace=True, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as err:
         raise OpenFaceError(f"cannot read OpenFace CSV {path}: {err}") from None
     table.columns = [c.strip() for c in table.columns]
     missing = [c for c in ("frame", "success", "confidence", *INTENSITY_COLUMNS) if c not in table.columns]
     if missing:
         raise OpenFaceError(f"{path} is not an OpenFace CSV with AU intensities: missing {', '.join(missing[:6])}"
                             " (run FeatureExtraction with -aus)")
+    row_lines = [number for number, line in text.lines if line.strip()][1:]  # pandas skips blank lines
+    for column, rule in _COLUMN_RULES:
+        if column not in table.columns:
+            continue
+        values = pd.to_numeric(table[column], errors="coerce")
+        broken = np.flatnonzero(~_meets_rule(column, values).to_numpy())
+        if len(broken):
+            raw = table[column].iloc[broken[0]]
+            shown = repr(raw) if isinstance(raw, str) else "empty"
+            raise OpenFaceError(f"{path}, line {row_lines[broken[0]]}: {column} is {shown}, expected {rule}")
+        table[column] = values
     return table
 
 

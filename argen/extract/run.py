@@ -1,7 +1,8 @@
 """The extract_aus stage's logic: choose the clips, decode each frame once, run the backend in parallel.
 
 Each worker process builds its backend once (dlib models load once per process), decodes a clip's
-frames a single time, computes the image-quality figures the identity stage needs (paper eq. 22, 25, 26
+frames a single time (dropping, with the reason recorded, frames that do not decode cleanly or whose size
+differs from the clip's), computes the image-quality figures the identity stage needs (paper eq. 22, 25, 26
 on the grey frame), and hands the decoded frames to the backend. Workers are spawned, not forked: a
 fork taken while OpenCV's or dlib's threads hold a lock can hang the child.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from tqdm import tqdm
 from argen.extract import AUBackend
 from argen.extract.landmarks import LandmarkAUBackend
 from argen.extract.openface import CsvBackend, OpenFaceBackend, OpenFaceError
+from argen.io import decode_frame
 from argen.params import ExtractAUsParams
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,8 @@ def make_backend(params: ExtractAUsParams) -> AUBackend:
         return OpenFaceBackend(params.openface_bin, au_static=params.au_static)
     if params.backend == "csv":
         return CsvBackend(params.csv_dir)
-    return LandmarkAUBackend(reference=params.reference, smooth_frames=params.smooth_frames)
+    return LandmarkAUBackend(reference=params.reference, smooth_frames=params.smooth_frames,
+                             neutral_bounds=params.neutral_bounds)
 
 
 def select_clips(clips: pd.DataFrame, params: ExtractAUsParams, seed: int) -> pd.DataFrame:
@@ -60,6 +64,14 @@ def select_clips(clips: pd.DataFrame, params: ExtractAUsParams, seed: int) -> pd
     chosen = clips[[bool(purposes[c]) for c in clips.clip_id]].copy()
     chosen["purposes"] = [purposes[c] for c in chosen.clip_id]
     return chosen.reset_index(drop=True)
+
+
+def selection_summary(clips: pd.DataFrame, params: ExtractAUsParams) -> str:
+    """What :func:`select_clips` had to choose from, to explain an empty selection."""
+    splits = ", ".join(sorted(set(clips.split))) or "none"
+    return (f"{len(clips)} clips (splits: {splits}), {int(clips.identity_source.sum())} identity sources "
+            f"(decompose.identity_splits), {int(clips.split.isin(params.splits).sum())} clips in "
+            f"extract_aus.splits {params.splits}, extract_aus.sample_per_class {params.sample_per_class}")
 
 
 def quality_figures(image: np.ndarray) -> tuple[float, float, float]:
@@ -88,28 +100,66 @@ def _init_worker(params: ExtractAUsParams) -> None:
     _worker_backend = make_backend(params)
 
 
-def process_clip(job: ClipJob, backend: AUBackend) -> tuple[pd.DataFrame | None, list[tuple[str, str]]]:
-    """Decode a clip's frames once, measure their quality and run the backend.
+def clip_frame_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The (width, height) most of a clip's frames have; on a tie, the one met first."""
+    counts = Counter(sizes)
+    return next(size for size in sizes if counts[size] == max(counts.values()))
+
+
+def decode_clip(job: ClipJob) -> tuple[list[int], list[np.ndarray], list[tuple[str, str]]]:
+    """Decode a clip's frames once; keep those that decode cleanly and have the clip's frame size.
+
+    Frames of another size are dropped, not resized: landmarks are smoothed over time and the AUs read
+    against the clip's own neutral frames, which only holds within one image geometry.
 
     Returns:
-        The clip's rows (None when the backend failed on it) and the (item, reason) skips.
+        (indices of the kept frames in ``job.frames``, their BGR images, (item, reason) of every dropped frame).
     """
     folder = Path(job.frames_dir)
-    images, names, quality, skips = [], [], [], []
-    for name in job.frames:
-        image = cv2.imread(str(folder / name), cv2.IMREAD_COLOR)
-        if image is None:
-            skips.append((f"{job.clip_id}/{name}", "frame dropped: cannot be decoded"))
-            continue
-        images.append(image)
-        names.append(name)
-        quality.append((*quality_figures(image), image.shape[1], image.shape[0]))
-    if not images:
-        return None, skips + [(job.clip_id, "no decodable frame")]
+    decoded, skips = [], []
+    for index, name in enumerate(job.frames):
+        image, problem = decode_frame(folder / name)
+        if problem is None:
+            decoded.append((index, image))
+        else:
+            skips.append((f"{job.clip_id}/{name}", f"frame dropped: {problem}"))
+    if not decoded:
+        return [], [], skips
+    width, height = clip_frame_size([(image.shape[1], image.shape[0]) for _, image in decoded])
+    kept = []
+    for index, image in decoded:
+        if image.shape[:2] == (height, width):
+            kept.append((index, image))
+        else:
+            skips.append((f"{job.clip_id}/{job.frames[index]}",
+                          f"frame dropped: {image.shape[1]}x{image.shape[0]} px where the clip's frames are "
+                          f"{width}x{height} px"))
+    return [index for index, _ in kept], [image for _, image in kept], skips
+
+
+def process_clip(job: ClipJob, backend: AUBackend) -> tuple[pd.DataFrame | None, list[tuple[str, str]]]:
+    """Decode a clip's frames once (:func:`decode_clip`), measure their quality and run the backend.
+
+    Row ``frame`` is the frame's index in the clip's frame list (``job.frames``), dropped frames included.
+
+    Returns:
+        The rows of the kept frames (None when no frame is left or the backend failed on the clip) and the
+        (item, reason) skips.
+    """
+    indices, images, skips = decode_clip(job)
+    if not indices:
+        return None, skips + [(job.clip_id, "no usable frame")]
+    folder, names = Path(job.frames_dir), [job.frames[i] for i in indices]
     try:
-        rows = backend.process_clip(job.clip_id, folder, names, images)
+        if isinstance(backend, CsvBackend):  # the CSV numbers every frame of the clip's list
+            rows = backend.process_clip(job.clip_id, folder, list(job.frames), [])
+            rows = rows[rows.frame.isin(indices)].reset_index(drop=True)
+        else:
+            rows = backend.process_clip(job.clip_id, folder, names, images)
+            rows["frame"] = indices
     except OpenFaceError as err:
         return None, skips + [(job.clip_id, str(err))]
+    quality = [(*quality_figures(image), image.shape[1], image.shape[0]) for image in images]
     rows[list(QUALITY_COLUMNS)] = np.asarray(quality, dtype=float)
     return rows, skips
 
