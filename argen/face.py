@@ -136,6 +136,42 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> tup
     return crop, moved
 
 
+def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The face frame of one face's landmarks (68, 2): origin between the eyes, unit axes, inter-ocular distance.
+
+    Returns:
+        (origin, x axis from the image-left eye to the image-right eye, y axis perpendicular to it
+        pointing down the face, IOD in pixels). A point (u, v) of the face frame, in IOD units, is at
+        ``origin + iod * (u * x_axis + v * y_axis)`` in the image.
+    """
+    left, right = eye_centres(landmarks)
+    axis = right - left
+    iod = float(np.linalg.norm(axis))
+    x_axis = axis / iod
+    return (left + right) / 2, x_axis, np.array([-x_axis[1], x_axis[0]]), iod
+
+
+def face_patch(image: np.ndarray, landmarks: np.ndarray, u_range: tuple[float, float],
+               v_range: tuple[float, float], size: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Resample the face-frame rectangle ``u_range`` x ``v_range`` (IOD units, see :func:`face_axes`).
+
+    The rectangle follows the head's in-plane rotation and scale, so the same region of the face is read
+    whatever the framing. Returns the ``size`` x ``size`` patch and a mask of the pixels that lie inside
+    the image (regions beyond the frame border are not invented).
+    """
+    origin, x_axis, y_axis, iod = face_axes(landmarks)
+    (u0, u1), (v0, v1) = u_range, v_range
+    # Inverse map: patch pixel (i, j) -> image point; warpAffine samples the image there.
+    matrix = np.stack([x_axis * iod * (u1 - u0) / size, y_axis * iod * (v1 - v0) / size,
+                       origin + iod * (u0 * x_axis + v0 * y_axis)], axis=1)
+    flags = cv2.WARP_INVERSE_MAP
+    patch = cv2.warpAffine(image, matrix, (size, size), flags=flags | cv2.INTER_AREA,
+                           borderMode=cv2.BORDER_CONSTANT)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.uint8), matrix, (size, size),
+                            flags=flags | cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
+    return patch, inside.astype(bool)
+
+
 def crop_box(image: np.ndarray, box: tuple[float, float, float, float], margin: float = 0.25) -> np.ndarray:
     """The face box grown by ``margin`` on each side, clipped to the image."""
     x, y, w, h = box

@@ -21,3 +21,10 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "demo"
     write_demo_dataset(root, TINY_DEMO, seed=0)
     return root
+
+
+def demo_landmarks(size: int):
+    """The demo face model's neutral 68 landmarks (68, 2), placed in a ``size`` x ``size`` image."""
+    from argen.demo.face import FaceShape, neutral_landmarks
+
+    return neutral_landmarks(FaceShape())[:, :2] * size * 0.3 + size / 2

@@ -13,6 +13,7 @@ from argen.asi.prompts import FIXED_PROMPT, PromptRequest, TemplateComposer, bui
 from argen.asi.retrieval import retrieve
 from argen.asi.verify import drop_aus, strip_au_tags, verify
 from argen.aus import INTENSITY_COLUMNS
+from tests.conftest import demo_landmarks
 
 FACS = load_facs()
 
@@ -131,7 +132,7 @@ def fear_kb() -> pd.DataFrame:
 
 def request(i: int) -> PromptRequest:
     image = np.full((96, 96, 3), 120, np.uint8)
-    return PromptRequest(f"id{i}", "fear", image, (20.0, 20.0, 56.0, 56.0), seed=i, retrieved=[{1: 0.6, 5: 0.6}])
+    return PromptRequest(f"id{i}", "fear", image, demo_landmarks(96), seed=i, retrieved=[{1: 0.6, 5: 0.6}])
 
 
 GOOD = "Identity: man; Expression: fear; inner brows raised (AU01), upper lids raised (AU05)."
@@ -159,8 +160,10 @@ def test_regenerate_then_drop_then_fallback(fear_kb: pd.DataFrame) -> None:
 
 
 def test_template_backend_is_deterministic_and_grounded(fear_kb: pd.DataFrame) -> None:
-    identities = pd.DataFrame({"clip_id": ["a", "b"], "face_x": [20.0] * 2, "face_y": [20.0] * 2,
-                               "face_w": [56.0] * 2, "face_h": [56.0] * 2})
+    points = demo_landmarks(96)
+    identities = pd.DataFrame({"clip_id": ["a", "b"]}
+                              | {f"x_{k}": [points[k, 0]] * 2 for k in range(68)}
+                              | {f"y_{k}": [points[k, 1]] * 2 for k in range(68)})
     images = {c: np.full((96, 96, 3), 120, np.uint8) for c in identities.clip_id}
     composer = TemplateComposer(FACS, max_aus=5)
     runs = [generate_prompts(build_requests(identities, images, fear_kb, ["fear"], "vlm_rag", 1, "uniform", 0),

@@ -20,6 +20,7 @@ from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLF
                           Qwen2VLImageProcessorPil)
 
 from argen.asi.vlm import QwenVLBackend, VLMWeightsError
+from tests.conftest import demo_landmarks
 
 #: Qwen2.5-VL's special tokens, in the order they get ids after the 256 byte-level symbols.
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -190,7 +191,7 @@ def test_tiny_vlm_gibberish_is_caught_and_handled(backend: QwenVLBackend, faces:
     kb = pd.DataFrame({"entry_id": ["fear-00"], "emotion": ["fear"], "aus": [[1, 2, 4, 5, 20, 26]],
                        "intensities": [[0.6] * 6], "description": ["inner brows raised clearly (AU01), ..."],
                        "source": ["literature"], "kind": ["prototype"], "support": [0], "support_fraction": [0.0]})
-    requests = [PromptRequest(f"id{i}", "fear", face, (8.0, 8.0, 40.0, 40.0), seed=i, retrieved_ids=["fear-00"],
+    requests = [PromptRequest(f"id{i}", "fear", face, demo_landmarks(face.shape[0]), seed=i, retrieved_ids=["fear-00"],
                               retrieved=[{1: 0.6, 5: 0.6}], retrieved_descriptions=["inner brows raised (AU01)"])
                 for i, face in enumerate(faces[:2])]
     out = generate_prompts(requests, VLMComposer(backend, seed=0), kb, load_facs(), "regenerate", max_tries=2)

@@ -1,12 +1,30 @@
 """The ``template`` prompt backend: no model, deterministic given its seed.
 
-Identity cues come from simple image analysis of the identity frame and its face box:
+Identity cues come from image analysis of the identity frame at regions placed by its 68 landmarks, in
+the face frame of :func:`argen.face.face_axes` (IOD units, origin between the eyes, y down the face), so
+they follow the head's position, size and roll whatever the framing:
 
-* skin tone: CIELAB lightness of the cheek area (fair, medium, dark);
-* hair: the band above the face box; dark, brown, blond, grey or red by lightness, saturation and hue,
-  "no visible hair" when it looks like skin;
-* glasses: OpenCV's eyeglasses eye cascade finds eyes in the eye band that the plain eye cascade misses.
-  A coarse cue; the VLM backend reads it from the image.
+* **skin tone**: median CIELAB colour of two cheek patches beside the nose (u = ±0.45..0.7, v = 0.3..0.55,
+  between the lower eyelid and the nose wing), read as the Individual Typology Angle
+  ITA = atan((L* − 50) / b*), the dermatological skin-colour scale (Chardon et al. 1991: > 55° very light,
+  41–55° light, 28–41° intermediate, 10–28° tan, < 10° brown or dark). Here > 55° is ``fair-skinned``,
+  41–55° ``light skin tone``, 10–41° ``medium skin tone``, ≤ 10° ``dark-skinned``. ITA reads exposure
+  too: on under-exposed webcam frames (OpenFace's sample videos, cheeks at L* 28–50) fair faces read
+  medium or dark. Where skin tone matters, use well-lit identity frames (``identities.min_brightness``)
+  or the VLM backend.
+* **hair**: a column between the inner brow ends, read upwards from just above the brows (face height:
+  brow line to chin; on an adult the hairline sits about 0.45 face heights above the brows, the crown
+  about 0.85). The first stretch that does not look like the cheeks' skin (CIELAB ΔE ≥ 14) is the hair,
+  whether a fringe or a high hairline; skin up to 0.7 face heights is ``no visible hair``; a column that
+  leaves the frame first gives no hair cue at all (nothing is guessed). Colour names by L* and chroma:
+  grey (C* < 10, L* > 50), red (a* > 15 and a* > 0.6 b*; dark red below L* 25), dark (L* < 25), brown
+  (L* < 42), light-brown (L* < 65), blond.
+* **glasses**: OpenCV's eyeglasses eye cascade finds eyes in the eye band that the plain eye cascade
+  misses. A coarse cue; the VLM backend reads it from the image.
+
+The thresholds were checked on ``skimage.data.astronaut()`` (a real face: cheeks ITA 66°, fringe L* 50,
+a light-brown blonde), on two well-lit talking-head videos (cheeks ITA 64° and 50°) and on the demo's
+rendered skin tones and hair colours.
 
 The sentence follows figure 4's format. With retrieval (``vlm_rag``) the AUs are those of the retrieved
 entries, strongest first; without (``vlm_only``) they are drawn from the AUs Facial-R1's Table 11
@@ -23,6 +41,19 @@ import numpy as np
 
 from argen.asi.facs import FacsTable
 from argen.asi.kb import au_phrase
+from argen.face import face_axes, face_patch
+
+#: Cheek patches (u range, v range) in the face frame: beside the nose, below the eyes.
+CHEEKS: tuple[tuple[tuple[float, float], tuple[float, float]], ...] = (((-0.7, -0.45), (0.3, 0.55)),
+                                                                       ((0.45, 0.7), (0.3, 0.55)))
+#: The column searched for hair: from and to this many face heights (brow line to chin) above the brows.
+HAIR_SCAN: tuple[float, float] = (0.1, 1.0)
+#: Rows the column is resampled to (0.025 face heights each), and the non-skin rows that make a hair sample.
+HAIR_SCAN_ROWS, HAIR_SAMPLE_ROWS = 36, 6
+#: Skin up to this many face heights above the brows is a head without hair (the crown is at about 0.85).
+BALD_ABOVE = 0.7
+#: CIELAB distance from the cheeks' colour beyond which a region is not skin.
+SKIN_DELTA_E = 14.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,40 +63,86 @@ def _eye_cascades() -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier]:
             cv2.CascadeClassifier(str(base / "haarcascade_eye_tree_eyeglasses.xml")))
 
 
-def identity_cues(image: np.ndarray, box: tuple[float, float, float, float]) -> str:
-    """Identity cues of a BGR frame with its face box (x, y, w, h), e.g. ``medium skin tone, dark hair``."""
-    x, y, w, h = (int(round(v)) for v in box)
-    height, width = image.shape[:2]
-    lab = cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(float)
-    cheeks = lab[max(0, y + h // 2):min(height, y + 3 * h // 4), max(0, x + w // 5):min(width, x + 4 * w // 5)]
-    skin_l = float(cheeks[..., 0].mean()) * 100 / 255 if cheeks.size else 50.0
-    skin = "fair-skinned" if skin_l > 68 else ("dark-skinned" if skin_l < 45 else "medium skin tone")
+def _median_lab(patch: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Median CIELAB colour (L* 0-100, a*, b*) of the pixels of a BGR patch that lie inside the image."""
+    lab = cv2.cvtColor(patch.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB).reshape(-1, 3)
+    return np.median(lab[inside.ravel()], axis=0)
 
-    band = image[max(0, y - h // 4):max(1, y + h // 10), max(0, x + w // 6):min(width, x + 5 * w // 6)]
-    hair = "no visible hair"
-    if band.size:
-        band_lab = cv2.cvtColor(band, cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(float)
-        hsv = cv2.cvtColor(band, cv2.COLOR_BGR2HSV).reshape(-1, 3).astype(float)
-        lightness, saturation, hue = band_lab[:, 0].mean() * 100 / 255, hsv[:, 1].mean(), np.median(hsv[:, 0])
-        skin_lab = cheeks.reshape(-1, 3).mean(axis=0) if cheeks.size else band_lab.mean(axis=0)
-        if np.linalg.norm(band_lab.mean(axis=0) - skin_lab) >= 18:
-            if lightness < 28:
-                hair = "dark hair"
-            elif saturation < 45 and lightness > 55:
-                hair = "grey hair"
-            elif (hue < 12 or hue > 170) and saturation > 110:
-                hair = "red hair"
-            elif lightness > 60:
-                hair = "blond hair"
-            else:
-                hair = "brown hair"
-    cues = [skin, hair]
+
+def skin_tone(cheek_lab: np.ndarray) -> str:
+    """Skin-tone words from the cheeks' CIELAB colour through the Individual Typology Angle."""
+    lightness, b = float(cheek_lab[0]), float(cheek_lab[2])
+    ita = np.degrees(np.arctan2(lightness - 50.0, b))
+    if ita > 55:
+        return "fair-skinned"
+    if ita > 41:
+        return "light skin tone"
+    return "medium skin tone" if ita > 10 else "dark-skinned"
+
+
+def hair_colour(hair_lab: np.ndarray, skin_lab: np.ndarray) -> str:
+    """Hair words from the hair band's CIELAB colour, or ``no visible hair`` when the band looks like skin."""
+    if np.linalg.norm(hair_lab - skin_lab) < SKIN_DELTA_E:
+        return "no visible hair"
+    lightness, a, b = (float(v) for v in hair_lab)
+    if np.hypot(a, b) < 10 and lightness > 50:
+        return "grey hair"
+    if a > 15 and a > 0.6 * b:
+        return "red hair" if lightness >= 25 else "dark red hair"
+    if lightness < 25:
+        return "dark hair"
+    if lightness < 42:
+        return "brown hair"
+    return "light-brown hair" if lightness < 65 else "blond hair"
+
+
+def hair_cue(image: np.ndarray, landmarks: np.ndarray, skin_lab: np.ndarray) -> str | None:
+    """Hair words from the column above the brows (module docstring), or None when too little is in frame.
+
+    Rows of the column are read upwards from just above the brows: the first stretch of at least
+    :data:`HAIR_SAMPLE_ROWS` rows that does not look like skin is the hair (shorter ones are the brows). Skin all the way up to :data:`BALD_ABOVE` face heights means no
+    hair; a column that leaves the frame before either is decided gives no cue.
+    """
+    origin, x_axis, y_axis, iod = face_axes(landmarks)
+    u, v = (landmarks - origin) @ x_axis / iod, (landmarks - origin) @ y_axis / iod
+    brow_line = float(v[17:27].mean())
+    face_height = float(v[8]) - brow_line
+    rows = HAIR_SCAN_ROWS
+    column, inside = face_patch(image, landmarks, (float(u[19]), float(u[24])),
+                                (brow_line - HAIR_SCAN[1] * face_height, brow_line - HAIR_SCAN[0] * face_height),
+                                size=rows)
+    heights = np.linspace(HAIR_SCAN[1], HAIR_SCAN[0], rows)  # face heights above the brow line, top row first
+    lab = cv2.cvtColor(column.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    run = 0  # consecutive non-skin rows so far: a shorter stretch followed by skin is the brows
+    for row in range(rows - 1, -1, -1):  # upwards from the brows
+        if inside[row].mean() < 0.5:
+            return None
+        skin_like = np.linalg.norm(np.median(lab[row][inside[row]], axis=0) - skin_lab) < SKIN_DELTA_E
+        run = 0 if skin_like else run + 1
+        if run == HAIR_SAMPLE_ROWS:
+            return hair_colour(_median_lab(column[row:row + run], inside[row:row + run]), skin_lab)
+        if skin_like and heights[row] >= BALD_ABOVE:
+            return "no visible hair"
+    return None
+
+
+def identity_cues(image: np.ndarray, landmarks: np.ndarray) -> str:
+    """Identity cues of a BGR frame from its 68 landmarks (68, 2), e.g. ``fair-skinned, light-brown hair``."""
+    landmarks = np.asarray(landmarks, dtype=float).reshape(68, 2)
+    cheeks = [face_patch(image, landmarks, u, v) for u, v in CHEEKS]
+    skin_lab = _median_lab(np.concatenate([p for p, _ in cheeks]), np.concatenate([m for _, m in cheeks]))
+    cues = [skin_tone(skin_lab)]
+
+    hair = hair_cue(image, landmarks, skin_lab)
+    if hair:
+        cues.append(hair)
+
     plain, glasses = _eye_cascades()
-    eyes = cv2.cvtColor(image[max(0, y):min(height, y + h // 2), max(0, x):min(width, x + w)], cv2.COLOR_BGR2GRAY)
-    if eyes.size:
-        found_plain = len(plain.detectMultiScale(eyes, 1.1, 4))
-        found_glasses = len(glasses.detectMultiScale(eyes, 1.1, 4))
-        if found_glasses > found_plain:
+    iod = face_axes(landmarks)[3]
+    eyes, eyes_inside = face_patch(image, landmarks, (-1.0, 1.0), (-0.45, 0.35), size=max(48, int(2 * iod)))
+    if eyes_inside.mean() > 0.9:
+        grey = cv2.cvtColor(eyes, cv2.COLOR_BGR2GRAY)
+        if len(glasses.detectMultiScale(grey, 1.1, 4)) > len(plain.detectMultiScale(grey, 1.1, 4)):
             cues.append("wearing glasses")
     return ", ".join(cues)
 
