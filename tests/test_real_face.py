@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import skimage.data
 
-from argen.asi.template import CHEEKS, hair_colour, identity_cues, skin_tone
+from argen.asi.template import CHEEKS, bridge_edge_ratio, hair_colour, identity_cues, skin_tone, wears_glasses
 from argen.extract.landmarks import LandmarkAUBackend
 from argen.extract.run import quality_figures
 from argen.face import FaceAnalyzer, face_axes
@@ -95,6 +95,22 @@ def test_hair_is_read_above_the_forehead(astronaut) -> None:
     top = int(brow - 0.45 * (chin - brow))  # the usual hairline: a bare forehead up to here
     bare[top:int(brow) - 2, int(landmarks[17, 0]):int(landmarks[26, 0])] = skin
     assert identity_cues(bare, landmarks).split(", ")[1] in ("light-brown hair", "blond hair")
+
+
+def test_a_glasses_bridge_across_the_nose_reads_as_glasses(astronaut) -> None:
+    """Her bare nose bridge is not glasses; a dark bar drawn across it between the eyes (a frame's bridge)
+    and two rims around the eyes are."""
+    image, landmarks, _ = astronaut
+    assert bridge_edge_ratio(image, landmarks) < 5 and not wears_glasses(image, landmarks)
+    framed = image.copy()
+    left, right = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
+    radius = int(0.3 * np.linalg.norm(right - left))
+    for centre in (left, right):
+        cv2.circle(framed, tuple(int(c) for c in centre), radius, (30, 30, 30), 2)
+    y = int(landmarks[[39, 42], 1].mean())
+    cv2.line(framed, (int(left[0]) + radius, y), (int(right[0]) - radius, y), (30, 30, 30), 2)
+    assert wears_glasses(framed, landmarks)
+    assert identity_cues(framed, landmarks).endswith(", wearing glasses")
 
 
 def test_hair_outside_the_frame_gives_no_hair_cue(astronaut) -> None:

@@ -19,8 +19,11 @@ they follow the head's position, size and roll whatever the framing:
   leaves the frame first gives no hair cue at all (nothing is guessed). Colour names by L* and chroma:
   grey (C* < 10, L* > 50), red (a* > 15 and a* > 0.6 b*; dark red below L* 25), dark (L* < 25), brown
   (L* < 42), light-brown (L* < 65), blond.
-* **glasses**: OpenCV's eyeglasses eye cascade finds eyes in the eye band that the plain eye cascade
-  misses. A coarse cue; the VLM backend reads it from the image.
+* **glasses**: the bridge of a pair of glasses crosses the nose between the inner eye corners as a
+  horizontal edge that bare skin lacks; its strength over the cheek's edge strength (:func:`bridge_edge_ratio`)
+  above 8 reads ``wearing glasses``. On the demo's identities (7 with glasses of 85) it finds 4 with 3
+  false alarms, where OpenCV's eyeglasses cascade, used before, found none; on real faces the ratio is
+  1.6–4.0 without glasses and 23 with (OpenFace's multi-face sample). Thin rimless frames are missed.
 
 The thresholds were checked on ``skimage.data.astronaut()`` (a real face: cheeks ITA 66°, fringe L* 50,
 a light-brown blonde), on two well-lit talking-head videos (cheeks ITA 64° and 50°) and on the demo's
@@ -33,8 +36,6 @@ associates with the emotion, as a model with generic knowledge but no knowledge 
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -52,15 +53,11 @@ HAIR_SCAN: tuple[float, float] = (0.1, 1.0)
 HAIR_SCAN_ROWS, HAIR_SAMPLE_ROWS = 36, 6
 #: Skin up to this many face heights above the brows is a head without hair (the crown is at about 0.85).
 BALD_ABOVE = 0.7
+#: The nose-bridge patch searched for a glasses bridge, and the edge ratio above which glasses are worn.
+GLASSES_BRIDGE: tuple[tuple[float, float], tuple[float, float]] = ((-0.2, 0.2), (-0.25, 0.15))
+GLASSES_EDGE_RATIO = 8.0
 #: CIELAB distance from the cheeks' colour beyond which a region is not skin.
 SKIN_DELTA_E = 14.0
-
-
-@functools.lru_cache(maxsize=1)
-def _eye_cascades() -> tuple[cv2.CascadeClassifier, cv2.CascadeClassifier]:
-    base = Path(cv2.data.haarcascades)
-    return (cv2.CascadeClassifier(str(base / "haarcascade_eye.xml")),
-            cv2.CascadeClassifier(str(base / "haarcascade_eye_tree_eyeglasses.xml")))
 
 
 def _median_lab(patch: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -94,6 +91,27 @@ def hair_colour(hair_lab: np.ndarray, skin_lab: np.ndarray) -> str:
     if lightness < 42:
         return "brown hair"
     return "light-brown hair" if lightness < 65 else "blond hair"
+
+
+def bridge_edge_ratio(image: np.ndarray, landmarks: np.ndarray) -> float:
+    """Strongest horizontal edge on the nose bridge between the eyes, over the cheek's mean edge strength.
+
+    The bridge of a pair of glasses crosses the nose between the inner eye corners as a horizontal line;
+    bare skin there has no such edge. The cheek patch normalises for image sharpness and noise.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+    def vertical_gradient(u_range: tuple[float, float], v_range: tuple[float, float]) -> np.ndarray:
+        patch, _ = face_patch(grey, landmarks, u_range, v_range, size=24)
+        return np.abs(cv2.Sobel(patch, cv2.CV_32F, 0, 1, ksize=3))[2:-2, 2:-2]
+
+    bridge = vertical_gradient(*GLASSES_BRIDGE).mean(axis=1).max()
+    return float(bridge / (vertical_gradient(*CHEEKS[0]).mean() + 1.0))
+
+
+def wears_glasses(image: np.ndarray, landmarks: np.ndarray) -> bool:
+    """Glasses: a strong horizontal edge across the nose bridge (:func:`bridge_edge_ratio`)."""
+    return bridge_edge_ratio(image, landmarks) > GLASSES_EDGE_RATIO
 
 
 def hair_cue(image: np.ndarray, landmarks: np.ndarray, skin_lab: np.ndarray) -> str | None:
@@ -137,13 +155,8 @@ def identity_cues(image: np.ndarray, landmarks: np.ndarray) -> str:
     if hair:
         cues.append(hair)
 
-    plain, glasses = _eye_cascades()
-    iod = face_axes(landmarks)[3]
-    eyes, eyes_inside = face_patch(image, landmarks, (-1.0, 1.0), (-0.45, 0.35), size=max(48, int(2 * iod)))
-    if eyes_inside.mean() > 0.9:
-        grey = cv2.cvtColor(eyes, cv2.COLOR_BGR2GRAY)
-        if len(glasses.detectMultiScale(grey, 1.1, 4)) > len(plain.detectMultiScale(grey, 1.1, 4)):
-            cues.append("wearing glasses")
+    if wears_glasses(image, landmarks):
+        cues.append("wearing glasses")
     return ", ".join(cues)
 
 
