@@ -49,25 +49,25 @@ AU by AU (measure deltas in IOD units; FACS appearance changes per Ekman, Friese
   corners rise above the lip centre (taken as 0.73 of the upper plus 0.27 of the lower inner lip: a jaw
   drop carries the corners down about a quarter of the way the lower lip goes) plus 0.5 of the mouth's
   widening. On real faces the corner height alone missed open-mouth smiles (r 0.72 against OpenFace,
-  0.53 within clips); with the widening r is 0.85 (0.81 within clips).
+  0.55 within clips); with the widening r is 0.85 (0.78 within clips).
 * AU14 dimpler: buccinator pulls the corners back and tightens them → the mouth widens without the
   corners lifting (the AU20 measure; the two cannot be told apart by geometry). The earlier reading,
   mouth narrowing, ran against OpenFace (r −0.25 on real faces), whose AU14 is the dimpler of a widening
-  mouth; now r 0.58.
+  mouth; now r 0.57.
 * AU15 lip corner depressor: depressor anguli oris → corners drop below the lip centre.
 * AU17 chin raiser: mentalis pushes chin and lower lip up → the lower lip approaches the nose (the lip
   points are steadier than the jaw outline), minus what the jaw's own closing above the reference
   explains. Without that term, lips closing between syllables of a talking clip read AU17 up to 5.0 (on
-  64 % of real talking frames ≥ 1, against OpenFace's 1 %); with it 12 %, never saturated.
+  37 % of real talking frames ≥ 1, against OpenFace's 1 %); with it 10 %, never saturated.
 * AU20 lip stretcher: risorius pulls the corners sideways → mouth widens beyond what AU12's oblique pull
   explains (AU12 widens the mouth about 1.6 times as much as it lifts the corners).
 * AU23 lip tightener: orbicularis oris narrows and thins the red of the lips → lip thickness shrinks,
   minus half the mouth's widening (a stretched mouth thins its lips without AU23). Present (≥ 1) on 12 %
-  of real talking frames, 53 % before; OpenFace finds it on almost none, so read it as an upper bound.
+  of real talking frames, 60 % before; OpenFace finds it on almost none, so read it as an upper bound.
 * AU25 lips part: the inner lips separate beyond what a jaw drop explains (about 0.9 of the chin's drop).
 * AU26 jaw drop: the mandible lowers → the lower lip, which rides on it, moves away from the nose. The
-  chin outline (point 8) is dlib's least steady point on real faces: it gave r 0.33 against OpenFace,
-  the lower lip 0.62.
+  chin outline (point 8) is dlib's least steady point on real faces: it gave r 0.31 against OpenFace,
+  the lower lip 0.61.
 * AU45 blink: lids close → eye aperture (lid distance / eye width) falls relative to the reference.
 
 Each delta is mapped linearly to intensity with a full-scale delta (``FULL_SCALE``, the change at
