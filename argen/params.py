@@ -106,7 +106,10 @@ class ExtractAUsParams(_Section):
     knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (for the generator's
     AU-to-landmark model). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
     against), ``smooth_frames`` and ``neutral_bounds`` (clamp the reference into a neutral face's range
-    where that range is the same for every face); see :mod:`argen.extract.landmarks`.
+    where that range is the same for every face); see :mod:`argen.extract.landmarks`. ``openface``
+    backend options: ``openface_bin`` (resolved to the real file, beside which OpenFace finds its models),
+    ``openface_model`` (``-mloc``, when set), ``openface_args`` (extra arguments a build needs),
+    ``openface_timeout_s`` (per clip) and ``au_static``; see :mod:`argen.extract.openface`.
     """
 
     backend: Literal["landmarks", "openface", "csv"] = "landmarks"
@@ -114,6 +117,9 @@ class ExtractAUsParams(_Section):
     smooth_frames: Literal[1, 3, 5] = 5
     neutral_bounds: bool = True
     openface_bin: str = "FeatureExtraction"
+    openface_model: str = ""
+    openface_args: list[str] = Field(default_factory=list)
+    openface_timeout_s: float = Field(600.0, gt=0.0)
     au_static: bool = True
     csv_dir: str = ""
     splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train"], min_length=1)

@@ -18,7 +18,7 @@ from argen.demo.render import Appearance
 from argen.extract.landmarks import LandmarkAUBackend, smooth_landmarks
 from argen.extract.openface import CsvBackend, OpenFaceBackend, OpenFaceError, read_openface_csv, \
     rows_from_openface
-from argen.extract.run import extract, quality_figures, select_clips
+from argen.extract.run import extract, make_backend, quality_figures, select_clips
 from argen.params import ExtractAUsParams
 
 AU_NAMES = list(INTENSITY_COLUMNS)
@@ -177,3 +177,63 @@ def test_extract_on_the_tiny_demo(tiny_demo: Path) -> None:
     assert frames.loc[frames.success, AU_NAMES].to_numpy().min() >= 0
     again, _ = extract(chosen, ExtractAUsParams(sample_per_class=1, workers=1))
     pd.testing.assert_frame_equal(frames, again, check_dtype=False)
+
+
+def fake_openface_install(root: Path) -> Path:
+    """A stand-in FeatureExtraction that, like OpenFace, needs ``model/`` beside the binary it was started as
+    and prints its errors on stdout; it records its arguments."""
+    bin_dir = root / "OpenFace" / "bin"
+    (bin_dir / "model").mkdir(parents=True)
+    (bin_dir / "model" / "main_clnf_general.txt").write_text("model")
+    fake = bin_dir / "FeatureExtraction"
+    fake.write_text(f"""#!{sys.executable}
+import sys, os, pathlib
+here = pathlib.Path(sys.argv[0]).parent
+args = sys.argv[1:]
+(pathlib.Path({str(root)!r}) / "args.txt").write_text(" ".join(args))
+mloc = args[args.index("-mloc") + 1] if "-mloc" in args else "model/main_ceclm_general.txt"
+if not (here / mloc).is_file():
+    print("Could not find the landmark detection model to load: " + str(here / mloc)); sys.exit(1)
+frames = pathlib.Path(args[args.index("-fdir") + 1]); out = pathlib.Path(args[args.index("-out_dir") + 1])
+out.mkdir(parents=True, exist_ok=True)
+cols = ["frame", "face_id", "timestamp", "confidence", "success"] + {AU_NAMES!r}
+rows = [", ".join([str(k + 1), "0", "0", "0.9", "1"] + ["1.5"] * 17) for k in range(len(os.listdir(frames)))]
+(out / "frames.csv").write_text("\\n".join([", ".join(cols)] + rows))
+""")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def test_openface_behind_a_symlink_with_its_landmark_model_and_extra_args(tmp_path: Path) -> None:
+    """OpenFace finds model/ beside the real binary: a symlink on PATH must be resolved; -mloc picks the
+    landmark model a build has; extra arguments are passed as given; stdout errors are reported."""
+    fake = fake_openface_install(tmp_path)
+    link = tmp_path / "usr-local-bin" / "FeatureExtraction"
+    link.parent.mkdir()
+    link.symlink_to(fake)
+    frames = tmp_path / "clip"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "1.jpg"), np.zeros((8, 8, 3), np.uint8))
+
+    backend = OpenFaceBackend(str(link), model="model/main_clnf_general.txt", extra_args=["-wild"])
+    assert backend.binary == str(fake)
+    rows = backend.process_clip("c", frames, ["1.jpg"], [])
+    assert rows.AU01_r.tolist() == [1.5]
+    args = (tmp_path / "args.txt").read_text().split()
+    assert args[args.index("-mloc") + 1] == "model/main_clnf_general.txt" and args[-1] == "-wild"
+
+    without_model = OpenFaceBackend(str(link))
+    with pytest.raises(OpenFaceError, match=r"clip c .*exit code 1: Could not find the landmark detection model"):
+        without_model.process_clip("c", frames, ["1.jpg"], [])
+    fake.unlink()  # the binary vanishes mid-run: a recorded failure of this clip, not a crashed worker
+    with pytest.raises(OpenFaceError, match=r"could not be started on clip c"):
+        backend.process_clip("c", frames, ["1.jpg"], [])
+
+
+def test_openface_params_reach_the_backend(tmp_path: Path) -> None:
+    fake = fake_openface_install(tmp_path)
+    params = ExtractAUsParams(backend="openface", openface_bin=str(fake), openface_model="model/x.txt",
+                              openface_args=["-nomask"], openface_timeout_s=5)
+    backend = make_backend(params)
+    assert backend.timeout_s == 5 and backend.command(Path("f"), Path("o"))[-3:] == ["-mloc", "model/x.txt",
+                                                                                    "-nomask"]

@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -130,25 +131,42 @@ def rows_from_openface(table: pd.DataFrame, clip_id: str, frame_files: list[str]
 
 
 class OpenFaceBackend:
-    """Runs OpenFace 2.x FeatureExtraction on each clip's frames (module docstring)."""
+    """Runs OpenFace 2.x FeatureExtraction on each clip's frames (module docstring).
+
+    Args:
+        binary: path or PATH name of ``FeatureExtraction``. It is resolved to the real file: OpenFace looks
+            for ``model/`` and ``AU_predictors/`` beside the binary it was started as, so a symlink to it
+            (``/usr/local/bin/FeatureExtraction``) would otherwise fail to load its models.
+        au_static: pass ``-au_static`` (no person-specific calibration; right for short clips).
+        timeout_s: seconds one clip may take; past that the clip is a recorded failure.
+        model: landmark model passed as ``-mloc`` when set, e.g. ``model/main_clnf_general.txt`` for a build
+            without the CEN patch experts. OpenFace resolves a relative path against the working directory
+            first, then beside the binary.
+        extra_args: further arguments a particular build needs, appended as given.
+    """
 
     name = "openface"
 
-    def __init__(self, binary: str, au_static: bool = True, timeout_s: float = 600.0) -> None:
-        resolved = shutil.which(binary) if os.sep not in binary else (binary if os.access(binary, os.X_OK) else None)
-        if resolved is None:
+    def __init__(self, binary: str, au_static: bool = True, timeout_s: float = 600.0, model: str = "",
+                 extra_args: Sequence[str] = ()) -> None:
+        found = shutil.which(binary) if os.sep not in binary else (binary if os.access(binary, os.X_OK) else None)
+        if found is None:
             raise OpenFaceError(f"OpenFace FeatureExtraction not found or not executable: {binary!r}. "
                                 f"To use the openface backend, {INSTALL_HINT}.")
-        self.binary = resolved
+        self.binary = os.path.realpath(found)
         self.au_static = au_static
         self.timeout_s = timeout_s
+        self.model = model
+        self.extra_args = list(extra_args)
 
     def command(self, frames_dir: Path, out_dir: Path) -> list[str]:
         """The FeatureExtraction argument list for one folder of frames."""
         cmd = [self.binary, "-fdir", str(frames_dir), "-out_dir", str(out_dir), "-aus", "-2Dfp", "-pose", "-q"]
         if self.au_static:
             cmd.append("-au_static")
-        return cmd
+        if self.model:
+            cmd += ["-mloc", self.model]
+        return cmd + self.extra_args
 
     def process_clip(self, clip_id: str, frames_dir: Path, frame_files: list[str],
                      images: list[np.ndarray]) -> pd.DataFrame:
@@ -161,12 +179,18 @@ class OpenFaceBackend:
                 done = subprocess.run(self.command(linked, out_dir), capture_output=True, text=True,
                                       timeout=self.timeout_s, check=False)
             except subprocess.TimeoutExpired:
-                raise OpenFaceError(f"OpenFace timed out after {self.timeout_s:.0f} s on clip {clip_id}") from None
+                raise OpenFaceError(f"OpenFace timed out after {self.timeout_s:g} s on clip {clip_id} "
+                                    f"(extract_aus.openface_timeout_s)") from None
+            except OSError as err:  # the binary vanished or lost its permissions mid-run
+                raise OpenFaceError(f"OpenFace could not be started on clip {clip_id}: {self.binary}: "
+                                    f"{err.strerror or err}") from None
             csvs = sorted(out_dir.glob("*.csv"))
             if done.returncode != 0 or not csvs:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-                raise OpenFaceError(f"OpenFace failed on clip {clip_id} ({frames_dir}), exit code {done.returncode}: "
-                                    + " | ".join(tail))
+                # OpenFace prints most of its errors (a model it cannot load, no images) on stdout.
+                said = [line.strip() for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
+                raise OpenFaceError(f"OpenFace failed on clip {clip_id} ({frames_dir}), exit code {done.returncode}"
+                                    + (", no CSV written" if done.returncode == 0 else "") + ": "
+                                    + (" | ".join(said[-5:]) or "no output"))
             return rows_from_openface(read_openface_csv(csvs[0]), clip_id, frame_files, csvs[0])
 
     def finalize(self, frames: pd.DataFrame) -> pd.DataFrame:

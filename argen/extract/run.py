@@ -36,7 +36,8 @@ PURPOSES: tuple[str, ...] = ("identity", "knowledge", "sample")
 def make_backend(params: ExtractAUsParams) -> AUBackend:
     """The backend ``extract_aus.backend`` names; a missing binary or folder fails here, before any work."""
     if params.backend == "openface":
-        return OpenFaceBackend(params.openface_bin, au_static=params.au_static)
+        return OpenFaceBackend(params.openface_bin, au_static=params.au_static, timeout_s=params.openface_timeout_s,
+                               model=params.openface_model, extra_args=params.openface_args)
     if params.backend == "csv":
         return CsvBackend(params.csv_dir)
     return LandmarkAUBackend(reference=params.reference, smooth_frames=params.smooth_frames,
