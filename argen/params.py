@@ -178,6 +178,14 @@ class ASIParams(_Section):
     ``mode`` is the paper's table 5 ablation: ``fixed``, ``vlm_only`` or ``vlm_rag``. With
     ``measure_without_retrieval`` the stage also composes every prompt without retrieval (same backend)
     to report the hallucination rate with and without the knowledge base.
+
+    Qwen2.5-VL backend (:mod:`argen.asi.vlm`): ``device`` ``auto`` picks CUDA when torch sees it; without
+    CUDA it refuses unless ``allow_cpu`` (default false; an explicit ``device: cpu`` is not refused).
+    Sampling is fully explicit, nothing is taken from the checkpoint's ``generation_config.json``:
+    ``temperature`` (0.8), ``top_p`` (0.9), top-k off, ``repetition_penalty`` (default 1.0 = none, as in
+    the paper; Qwen's checkpoint ships 1.05), ``max_new_tokens`` (256). ``max_pixels`` (default 200704 =
+    448x448, 256 visual tokens) caps each image after the processor's resize; a full-HD frame would cost
+    ~2.7k tokens.
     """
 
     mode: Literal["fixed", "vlm_only", "vlm_rag"] = "vlm_rag"
@@ -194,6 +202,9 @@ class ASIParams(_Section):
     temperature: float = Field(0.8, gt=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     max_new_tokens: int = Field(256, ge=8, le=2048)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
+    max_pixels: int = Field(200704, ge=3136, le=12845056)
+    allow_cpu: bool = False
 
 
 class ARDParams(_Section):

@@ -37,8 +37,7 @@ def make_composer(params: Params):
     cfg = params.asi
     if cfg.backend == "qwen2_5_vl":
         from argen.asi.vlm import QwenVLBackend
-        model = QwenVLBackend(cfg.qwen_path, device=cfg.device, batch_size=cfg.batch_size,
-                              temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens)
+        model = QwenVLBackend.from_params(cfg)
         return VLMComposer(model, params.seed)
     return TemplateComposer(load_facs(), cfg.max_aus)
 

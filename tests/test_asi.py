@@ -11,7 +11,7 @@ from argen.asi.kb import build_knowledge_base, describe, frequent_combinations, 
 from argen.asi.prompts import FIXED_PROMPT, PromptRequest, TemplateComposer, build_requests, fixed_prompts, \
     generate_prompts, hallucination_metrics
 from argen.asi.retrieval import retrieve
-from argen.asi.verify import drop_aus, strip_au_tags, verify
+from argen.asi.verify import cited_aus, drop_aus, strip_au_tags, verify
 from argen.aus import INTENSITY_COLUMNS
 from tests.conftest import demo_landmarks
 
@@ -96,6 +96,53 @@ def test_verification_of_hand_written_outputs(text: str, usable: bool, invalid: 
     assert result.hallucinated is bool(invalid or contradictory)
 
 
+#: Lines shaped like what real instruction-tuned VLMs write (module docstring of argen.asi.verify says what is
+#: accepted): (text, format_ok, emotion_ok, cited AUs, usable).
+REAL_MODEL_LINES = [
+    ("Identity: woman, long dark hair; Expression: slight fear; inner brows raised (AU1), eyes widened (AU5).",
+     True, True, [1, 5], True),
+    ("**Identity:** woman, long dark hair; **Expression:** fear; brows raised and drawn together (AU1+2+4), "
+     "eyes wide (AU5)", True, True, [1, 2, 4, 5], True),
+    ("Identity: man; Expression: *fear*; brows raised (AU01/AU02), lips stretched (AU 20)   ", True, True,
+     [1, 2, 20], True),
+    ("Sure! Here is the sentence:\nidentity: young man with glasses; expression: Fear; inner brows up (AU 1), "
+     "jaw dropped (AU26).", True, True, [1, 26], True),
+    ("Identity: man\nExpression: fearful\nChanges: brows raised (AU1+2), mouth stretched (AU20)\n\n"
+     "Note: I avoided AU12 since it signals happiness.", True, True, [1, 2, 20], True),
+    ("_Identity_: woman; _Expression_: a scared look; brows raised (`AU1 + AU2`), upper lids up (AU5C).",
+     True, True, [1, 2, 5], True),
+    ("\"Identity: woman; Expression: moderate fear; brows up (AU-1), lips parted (au25).\"  ", True, True,
+     [1, 25], True),
+    ("Identity: man; Expression: fear mixed with surprise; brows (AU1+2), eyes (AU5).", True, False, [1, 2, 5],
+     False),
+    ("Identity: man; Expression: fear; brows raised (AU1+2), smiling (AU6+12).", True, True, [1, 2, 6, 12], False),
+    ("Identity: man; Expression: fear; brows raised (AU1, 2).", True, True, [1], False),
+    ("The person looks scared: AU1+2 and AU5.", False, False, [1, 2, 5], False),
+]
+
+
+@pytest.mark.parametrize(("text", "format_ok", "emotion_ok", "cited", "usable"), REAL_MODEL_LINES)
+def test_verification_of_real_model_shaped_lines(text: str, format_ok: bool, emotion_ok: bool, cited: list,
+                                                 usable: bool) -> None:
+    result = verify(text, "fear", FEAR_KB, {1, 5, 20}, FACS)
+    assert (result.format_ok, result.emotion_ok, result.cited, result.usable) == (format_ok, emotion_ok, cited,
+                                                                                   usable)
+
+
+def test_chained_and_spaced_au_codes() -> None:
+    assert cited_aus("AU1+2") == [1, 2] and cited_aus("AU01/AU02") == [1, 2] and cited_aus("AU 12") == [12]
+    assert cited_aus("AU6 & 12, AU012, au25") == [6, 12, 25]
+    assert cited_aus("AUs and AUDIO 12, AU1234") == []
+
+
+def test_x_t_of_a_real_model_line_is_the_canonical_sentence() -> None:
+    raw = ("Sure! Here is the sentence:\n**Identity:** woman, short hair; **Expression:** slight fear; brows raised "
+           "(AU1+2), eyes widened (AU 5).  \nHope this helps!")
+    assert strip_au_tags(raw) == "Identity: woman, short hair; Expression: slight fear; brows raised, eyes widened."
+    assert drop_aus("Identity: man; Expression: fear; brows raised (AU1+2), smiling (AU6+12).", {6, 12}) == \
+        "Identity: man; Expression: fear; brows raised (AU1+2)."
+
+
 def test_precision_recall_against_retrieved() -> None:
     result = verify("Identity: x; Expression: fear; brows (AU01), lids (AU05), jaw (AU26).", "fear", FEAR_KB,
                     {1, 5, 20, 25}, FACS)
@@ -172,3 +219,12 @@ def test_template_backend_is_deterministic_and_grounded(fear_kb: pd.DataFrame) -
     assert not runs[0].first_hallucinated.any() and (runs[0].action == "accepted").all()
     fixed = fixed_prompts(identities, ["fear", "disgust"])
     assert fixed.prompt.tolist()[:2] == [FIXED_PROMPT.format(emotion="fear"), FIXED_PROMPT.format(emotion="disgust")]
+
+
+def test_real_model_lines_are_accepted_without_fallback(fear_kb: pd.DataFrame) -> None:
+    lines = [text for text, *_, usable in REAL_MODEL_LINES if usable]
+    composer = ScriptedComposer({0: lines})
+    out = generate_prompts([request(i) for i in range(len(lines))], composer, fear_kb, FACS, "regenerate", 3)
+    assert (out.action == "accepted").all() and composer.calls == [len(lines)]
+    assert hallucination_metrics(out)["format_failure_rate"] == 0.0
+    assert not out.prompt.str.contains(r"\*|Sure|AU|Note", regex=True).any()

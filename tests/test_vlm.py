@@ -19,7 +19,14 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                           Qwen2VLImageProcessorPil)
 
-from argen.asi.vlm import QwenVLBackend, VLMWeightsError
+import json
+import warnings
+
+import transformers.generation.utils as generation_utils
+
+from argen.asi import vlm
+from argen.asi.vlm import (QwenVLBackend, VLMDeviceError, VLMWeightsError, check_transformers_version, choose_dtype,
+                           load_kwargs, resolve_device)
 from tests.conftest import demo_landmarks
 
 #: Qwen2.5-VL's special tokens, in the order they get ids after the 256 byte-level symbols.
@@ -199,3 +206,141 @@ def test_tiny_vlm_gibberish_is_caught_and_handled(backend: QwenVLBackend, faces:
     assert (out.action == "fallback_prototype").all()
     assert out.prompt.str.contains("Expression: fear").all() and not out.prompt.str.contains("AU").any()
     assert out.raw_first.str.len().gt(0).all(), "the model's own text is kept for inspection"
+
+
+# --- Loading decisions (pure functions: testable without a GPU) -------------------------------------------------
+
+
+@pytest.mark.parametrize(("device_type", "bf16", "expected"), [
+    ("cuda", True, torch.bfloat16),
+    ("cuda", False, torch.float32),   # fp16 gives "!!!"/NaN with Qwen2-VL: never chosen
+    ("cpu", False, torch.float32),
+    ("cpu", True, torch.float32),
+])
+def test_dtype_decision_never_picks_fp16(device_type: str, bf16: bool, expected: torch.dtype) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert choose_dtype(device_type, bf16) == expected
+    warned = any("fp16" in str(w.message) for w in caught)
+    assert warned is (device_type == "cuda" and not bf16)
+
+
+def test_device_auto_without_cuda_refuses_unless_allowed() -> None:
+    assert resolve_device("auto", cuda_available=True, allow_cpu=False) == torch.device("cuda")
+    with pytest.raises(VLMDeviceError, match="asi.allow_cpu"):
+        resolve_device("auto", cuda_available=False, allow_cpu=False)
+    with pytest.warns(RuntimeWarning, match="on the CPU"):
+        assert resolve_device("auto", cuda_available=False, allow_cpu=True) == torch.device("cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_device("cpu", cuda_available=False, allow_cpu=False) == torch.device("cpu")
+
+
+def test_backend_refuses_auto_on_cpu_only_torch(qwen_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(VLMDeviceError, match="no CUDA GPU"):
+        QwenVLBackend(str(qwen_dir))
+    with pytest.warns(RuntimeWarning, match="allow_cpu is true"):
+        allowed = QwenVLBackend(str(qwen_dir), allow_cpu=True)
+    assert allowed.device == torch.device("cpu")
+
+
+def test_load_kwargs_put_weights_straight_on_the_gpu() -> None:
+    cuda = torch.device("cuda:0")
+    assert load_kwargs(cuda, torch.bfloat16, have_accelerate=True) == {"dtype": torch.bfloat16,
+                                                                       "device_map": {"": "cuda:0"}}
+    with pytest.warns(RuntimeWarning, match="host RAM"):
+        assert load_kwargs(cuda, torch.float32, have_accelerate=False) == {"dtype": torch.float32}
+    assert load_kwargs(torch.device("cpu"), torch.float32, have_accelerate=True) == {"dtype": torch.float32}
+
+
+def test_loading_honours_the_dtype_decision(qwen_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict] = []
+    original = Qwen2_5_VLForConditionalGeneration.from_pretrained.__func__
+
+    def spy(cls, *args, **kwargs):
+        seen.append(kwargs)
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Qwen2_5_VLForConditionalGeneration, "from_pretrained", classmethod(spy))
+    monkeypatch.setattr(vlm, "choose_dtype", lambda device_type, bf16: torch.bfloat16)
+    loaded = QwenVLBackend(str(qwen_dir), device="cpu")
+    assert seen[-1]["dtype"] == torch.bfloat16 and seen[-1]["local_files_only"] is True
+    assert loaded.model.dtype == torch.bfloat16
+    assert {p.device for p in loaded.model.parameters()} == {torch.device("cpu")}
+
+
+def test_transformers_range_is_checked() -> None:
+    assert check_transformers_version()  # the installed version is the tested one
+    with pytest.warns(RuntimeWarning, match="outside the range"):
+        assert not check_transformers_version("6.0.0")
+
+
+# --- Sampling parameters and image size ---------------------------------------------------------------------------
+
+
+def test_generate_gets_every_sampling_parameter_explicitly(backend: QwenVLBackend, faces: list[np.ndarray],
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict] = []
+    original = backend.model.generate
+
+    def spy(**kwargs):
+        calls.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    backend.generate(faces[:1], INSTRUCTIONS[:1], seed=0)
+    kwargs = calls[0]
+    assert kwargs["do_sample"] is True
+    assert kwargs["temperature"] == 0.8 and kwargs["top_p"] == 0.9 and kwargs["top_k"] == 0
+    assert kwargs["repetition_penalty"] == 1.0 and kwargs["max_new_tokens"] == 12
+
+
+class Recorder:
+    """Stands in for a logits processor class and records each construction."""
+
+    def __init__(self, real, made: list[dict]) -> None:
+        self.real, self.made = real, made
+
+    def __call__(self, *args, **kwargs):
+        self.made.append(args[0] if args else kwargs.get("penalty", kwargs.get("top_k")))
+        return self.real(*args, **kwargs)
+
+
+def test_checkpoint_repetition_penalty_does_not_leak(qwen_dir: Path, backend: QwenVLBackend, faces: list[np.ndarray],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    saved = json.loads((qwen_dir / "generation_config.json").read_text())
+    assert saved["repetition_penalty"] == 1.05 and saved["top_k"] == 1, "the folder carries Qwen's defaults"
+    assert backend.model.generation_config.repetition_penalty in (None, 1.0)
+    made: list[dict] = []
+    monkeypatch.setattr(generation_utils, "RepetitionPenaltyLogitsProcessor",
+                        Recorder(generation_utils.RepetitionPenaltyLogitsProcessor, made))
+    monkeypatch.setattr(generation_utils, "TopKLogitsWarper", Recorder(generation_utils.TopKLogitsWarper, made))
+    backend.generate(faces[:1], INSTRUCTIONS[:1], seed=0)
+    assert made == [], "no repetition penalty and no top-k filter reach generation"
+    monkeypatch.setattr(backend, "repetition_penalty", 1.2)
+    backend.generate(faces[:1], INSTRUCTIONS[:1], seed=0)
+    assert made == [1.2], "a configured penalty is what generation uses"
+
+
+def test_max_pixels_caps_image_tokens(backend: QwenVLBackend, faces: list[np.ndarray],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert backend.max_pixels == 200704
+    wide = backend.encode(faces[1:2], INSTRUCTIONS[:1])
+    assert wide["image_grid_thw"].tolist() == [[1, 4, 6]]
+    frame = np.zeros((1080, 1920, 3), np.uint8)  # a full-resolution frame: ~2.6k merged tokens uncapped
+    patches = int(backend.encode([frame], INSTRUCTIONS[:1])["image_grid_thw"].prod())
+    assert patches * 14 * 14 <= 200704 and patches > 4 * 200
+    monkeypatch.setattr(backend, "max_pixels", 56 * 56)
+    capped = backend.encode(faces[1:2], INSTRUCTIONS[:1])["image_grid_thw"]
+    assert capped.tolist() == [[1, 2, 4]] and int(capped.prod()) * 14 * 14 <= 56 * 56
+
+
+def test_from_params_passes_every_asi_setting(qwen_dir: Path) -> None:
+    from argen.params import ASIParams
+    cfg = ASIParams(qwen_path=str(qwen_dir), device="cpu", batch_size=3, temperature=0.5, top_p=0.7,
+                    max_new_tokens=9, repetition_penalty=1.1, max_pixels=56 * 56, allow_cpu=True)
+    built = QwenVLBackend.from_params(cfg)
+    assert (built.batch_size, built.temperature, built.top_p, built.max_new_tokens) == (3, 0.5, 0.7, 9)
+    assert (built.repetition_penalty, built.max_pixels, built.device) == (1.1, 56 * 56, torch.device("cpu"))
+    assert ASIParams().repetition_penalty == 1.0 and ASIParams().max_pixels == 200704 and not ASIParams().allow_cpu
