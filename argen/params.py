@@ -213,6 +213,10 @@ class ARDParams(_Section):
     ``generator``: ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
     from ``t2v_path``). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
     step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max) or ``peak``-normalised.
+    ``schedule``: the DDIM timestep grid, ``modelscope`` (the reference's: T = 15 runs 16 steps from
+    t = 991) or ``diffusers`` (leading spacing: 15 steps from 925); records keep the steps run.
+    ``queue``: ``reencode`` (the reference: each generated frame is decoded and re-encoded into the
+    queue, one VAE decode + encode per frame) or ``latent`` (the queue keeps the DDIM latent).
     """
 
     generator: Literal["warp", "ti2v"] = "warp"
@@ -225,6 +229,8 @@ class ARDParams(_Section):
     g_min: float = Field(7.0, ge=0.0)
     g_max: float = Field(11.0, ge=0.0)
     guidance_form: Literal["paper", "peak"] = "paper"
+    schedule: Literal["modelscope", "diffusers"] = "modelscope"
+    queue: Literal["reencode", "latent"] = "reencode"
     warp_ridge: float = Field(1.0, ge=0.0)
 
     @model_validator(mode="after")

@@ -2,12 +2,15 @@
 
 Uses the test suite's tiny seeded ``UNet3DConditionModel`` + ``AutoencoderKL`` (the real diffusers classes,
 random weights: no download) and the ModelScope DDIM scheduler, then samples one video per T in {5, 10, 15, 20}
-(the policy's action set S_T) and prints, per T, the DDIM steps actually run, UNet calls per generated
+(the policy's action set S_T) for each queue mode (``reencode``, the reference's decode + encode of every
+generated frame, and ``latent``) and prints, per mode and T, the DDIM steps actually run (ModelScope grid:
+T = 15 runs 16), UNet calls per generated
 frame (steps_run * (resample_iters + 1), one batched CFG call each), seconds per generated frame and
 seconds per video. The absolute times say nothing about the real 1.7B model; the ratios between rows do:
 the sampler's cost is linear in T.
 
-Usage (from the project root): python -m benchmarks.ti2v_tiny [--frames 16] [--queue 15] [--resample 0] [--size 32] [--threads 1]
+Usage (from the project root):
+python -m benchmarks.ti2v_tiny [--frames 16] [--queue 15] [--resample 0] [--size 32] [--threads 1] [--modes reencode latent]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def main() -> None:
     parser.add_argument("--resample", type=int, default=0, help="resample iterations r per step")
     parser.add_argument("--size", type=int, default=32, help="image height and width (a multiple of 4)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--modes", nargs="+", choices=["reencode", "latent"], default=["reencode", "latent"])
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 10, 15, 20])
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -41,12 +46,13 @@ def main() -> None:
 
     print(f"tiny TI2V-Zero on CPU ({args.threads} threads): {args.frames} frames, K={args.queue}, "
           f"r={args.resample}, {args.size}x{args.size}")
-    print(f"{'T':>3} {'steps_run':>9} {'unet/frame':>10} {'s/frame':>8} {'s/video':>8}")
-    for steps in (5, 10, 15, 20):
-        _, record = sample(components, image, **embeds, config=replace(base, steps=steps))
-        generated = args.frames - 1
-        print(f"{steps:>3} {record['steps_run']:>9} {record['unet_calls'] // generated:>10} "
-              f"{record['seconds'] / generated:>8.3f} {record['seconds']:>8.2f}")
+    print(f"{'queue':>8} {'T':>3} {'steps_run':>9} {'unet/frame':>10} {'s/frame':>8} {'s/video':>8}")
+    for steps in args.steps:
+        for mode in args.modes:
+            _, record = sample(components, image, **embeds, config=replace(base, steps=steps, queue=mode))
+            generated = args.frames - 1
+            print(f"{mode:>8} {steps:>3} {record['steps_run']:>9} {record['unet_calls'] // generated:>10} "
+                  f"{record['seconds'] / generated:>8.3f} {record['seconds']:>8.2f}")
 
 
 if __name__ == "__main__":

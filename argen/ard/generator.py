@@ -117,5 +117,5 @@ def make_generator(cfg: ARDParams, au_frames: pd.DataFrame | None = None) -> Vid
     components = TI2VComponents.load(cfg.t2v_path, device=device, dtype=dtype)
     config = SamplerConfig(queue_len=cfg.queue_len, g_min=cfg.g_min, g_max=cfg.g_max,
                            guidance_form=cfg.guidance_form, resample_iters=cfg.resample_iters,
-                           height=cfg.size, width=cfg.size)
+                           height=cfg.size, width=cfg.size, schedule=cfg.schedule, queue=cfg.queue)
     return TI2VVideoGenerator(components, config, device)
