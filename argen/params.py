@@ -103,8 +103,8 @@ class ExtractAUsParams(_Section):
     """Per-frame faces, landmarks and AU intensities (``extract_aus:``, paper sec. 3.2, supp. C).
 
     Clips processed: every identity source (neutral, D*_ns), every scarce clip of ``splits`` (for the AU
-    knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (for the generator's
-    AU-to-landmark model). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
+    knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (training tracks for the
+    motion generator's model, and the warp generator's AU-to-landmark model). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
     against), ``smooth_frames`` and ``neutral_bounds`` (clamp the reference into a neutral face's range
     where that range is the same for every face); see :mod:`argen.extract.landmarks`. ``openface``
     backend options: ``openface_bin`` (resolved to the real file, beside which OpenFace finds its models),
@@ -123,7 +123,7 @@ class ExtractAUsParams(_Section):
     au_static: bool = True
     csv_dir: str = ""
     splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train"], min_length=1)
-    sample_per_class: int = Field(20, ge=0)
+    sample_per_class: int = Field(40, ge=0)
     workers: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -207,11 +207,48 @@ class ASIParams(_Section):
     allow_cpu: bool = False
 
 
+class MotionModelParams(_Section):
+    """The ``motion`` generator's landmark-motion diffusion model (``motion_model:``); see :mod:`argen.ard.motion`.
+
+    Trained on the training split's landmark tracks from extract_aus. ``n_frames`` is M, the motion's
+    length (the generated video's). A clip with fewer than ``min_frames`` detected frames gives no track;
+    fewer than ``min_tracks`` tracks stop the stage. ``cond_min`` and ``cond_max_aus`` turn a clip's AU
+    change into a prompt-like condition (AUs with r >= cond_min, the strongest cond_max_aus of them).
+    ``mirror`` adds every track mirrored. ``d_model``, ``n_layers``, ``n_heads``: the transformer denoiser.
+    ``steps``, ``batch_size``, ``lr``, ``cond_dropout``: classifier-free training.
+    """
+
+    n_frames: int = Field(16, ge=4, le=64)
+    min_frames: int = Field(8, ge=2)
+    min_tracks: int = Field(30, ge=1)
+    cond_min: float = Field(0.2, ge=0.0, le=1.0)
+    cond_max_aus: int = Field(5, ge=1, le=16)
+    mirror: bool = True
+    d_model: int = Field(128, ge=16, le=1024)
+    n_layers: int = Field(4, ge=1, le=16)
+    n_heads: int = Field(4, ge=1, le=16)
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    cond_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> "MotionModelParams":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of n_heads ({self.n_heads})")
+        if self.d_model % 2:
+            raise ValueError("d_model must be even (sinusoidal timestep embedding)")
+        return self
+
+
 class ARDParams(_Section):
     """The generation engine (``ard:``, sec. 3.1 and 3.3); see :mod:`argen.ard`.
 
-    ``generator``: ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
-    from ``t2v_path``). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
+    ``generator``: ``motion`` (CPU default: landmark-motion diffusion from ``motion_path``, rendered by a
+    warp), ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
+    from ``t2v_path``). ``motion_g_min``, ``motion_g_max``: the motion model's guidance bounds in eq. 12
+    (a landmark model needs a lower range than an image model: g = 1 is the plain conditional, 0 the
+    unconditional). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
     step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max) or ``peak``-normalised.
     ``schedule``: the DDIM timestep grid, ``modelscope`` (the reference's: T = 15 runs 16 steps from
     t = 991) or ``diffusers`` (leading spacing: 15 steps from 925); records keep the steps run.
@@ -219,7 +256,10 @@ class ARDParams(_Section):
     queue, one VAE decode + encode per frame) or ``latent`` (the queue keeps the DDIM latent).
     """
 
-    generator: Literal["warp", "ti2v"] = "warp"
+    generator: Literal["motion", "warp", "ti2v"] = "motion"
+    motion_path: str = "models/motion"
+    motion_g_min: float = Field(0.0, ge=0.0)
+    motion_g_max: float = Field(8.0, ge=0.0)
     t2v_path: str = "models/text-to-video-ms-1.7b"
     device: str = "auto"
     n_frames: int = Field(16, ge=2, le=64)
@@ -237,9 +277,26 @@ class ARDParams(_Section):
     def _bounds(self) -> "ARDParams":
         if self.g_min > self.g_max:
             raise ValueError("g_min must not exceed g_max")
+        if self.motion_g_min > self.motion_g_max:
+            raise ValueError("motion_g_min must not exceed motion_g_max")
         if self.size % 8:
             raise ValueError("size must be a multiple of 8 (the VAE downsamples by 8)")
         return self
+
+
+class PreviewParams(_Section):
+    """The generator preview (``preview:``): a contact sheet of generated clips per scarce emotion.
+
+    ``identities`` demo identities per emotion (each with its first verified prompt), plus
+    ``skimage.data.astronaut()`` as a real face when ``real_face`` is on; every clip made with ``action``
+    (T, a, b) and ``seed``; ``frames`` are the 1-based frames shown.
+    """
+
+    identities: int = Field(2, ge=1, le=16)
+    real_face: bool = True
+    action: tuple[int, float, float] = (20, 2.0, 2.0)
+    seed: int = Field(0, ge=0)
+    frames: list[int] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)
 
 
 class Params(_Section):
@@ -253,7 +310,9 @@ class Params(_Section):
     identities: IdentitiesParams = Field(default_factory=IdentitiesParams)
     au_kb: AUKnowledgeBaseParams = Field(default_factory=AUKnowledgeBaseParams)
     asi: ASIParams = Field(default_factory=ASIParams)
+    motion_model: MotionModelParams = Field(default_factory=MotionModelParams)
     ard: ARDParams = Field(default_factory=ARDParams)
+    preview: PreviewParams = Field(default_factory=PreviewParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

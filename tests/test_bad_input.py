@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -35,7 +36,7 @@ from tests.conftest import ROOT
 DEMO = Path("data/raw/demo")
 CLIPS = Path("data/raw/demo/Clip/clip_224x224")
 AU_CSVS = Path("data/raw/demo/demo_meta/aus")
-OUTPUT_FOLDERS = ("data/interim", "reports")
+OUTPUT_FOLDERS = ("data/interim", "reports", "models")
 
 
 def load_stage(name: str) -> ModuleType:
@@ -46,7 +47,8 @@ def load_stage(name: str) -> ModuleType:
     return module
 
 
-STAGES = {name: load_stage(name) for name in ("decompose", "extract_aus", "identities", "au_kb", "prompts")}
+STAGES = {name: load_stage(name) for name in ("decompose", "extract_aus", "identities", "au_kb", "prompts",
+                                              "motion_model", "preview")}
 
 
 def run_in(path: Path, stage: str) -> int:
@@ -150,6 +152,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_demo: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["min_frames"] = 4  # a clip of the tiny demo (8 frames) survives a dropped frame
     params["extract_aus"].update(backend="csv", csv_dir=str(AU_CSVS), sample_per_class=1, workers=1)
+    params["motion_model"].update(steps=5, d_model=16, n_layers=1, n_heads=2, min_tracks=1, n_frames=8, min_frames=4)
+    params["ard"].update(size=64, n_frames=8)
+    params["preview"].update(identities=1, real_face=False, action=[3, 2.0, 2.0], frames=[1, 4, 8])
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert [run_in(path, stage) for stage in STAGES] == [0] * len(STAGES)
     return path
@@ -557,6 +562,34 @@ def test_prompts_with_an_unusable_identity_image(project: Project, damage, expec
 def test_prompts_with_an_unusable_knowledge_base(project: Project, change, expected: str) -> None:
     project.write_table("data/interim/au_kb.parquet", change(project.table("data/interim/au_kb.parquet")))
     failed(project.run("prompts"), "data/interim/au_kb.parquet", expected)
+
+
+def test_motion_model_with_too_few_tracks(project: Project) -> None:
+    tracks = json.loads((project.path / "reports/motion_model/metrics.json").read_text())["tracks"]
+    before = project.outputs()
+    project.params(motion_model={"min_tracks": 1000})
+    failed(project.run("motion_model"), f"only {tracks} usable landmark tracks", "motion_model.min_tracks=1000",
+           "extract_aus.sample_per_class")
+    assert project.outputs() == before
+
+
+def test_motion_model_leaves_out_and_counts_rows_without_a_face(project: Project) -> None:
+    rows = project.table("data/interim/aus.parquet")
+    clip = rows.clip_id.iloc[0]
+    faceless = rows.index[rows.clip_id == clip][:6]  # 2 of 8 frames left: too few for a track
+    rows.loc[faceless, "success"] = False
+    rows.loc[rows.index[rows.clip_id == rows.clip_id.iloc[-1]][:1], "success"] = False  # bridged, clip kept
+    project.write_table("data/interim/aus.parquet", rows)
+    assert project.run("motion_model").code == 0
+    metrics = json.loads((project.path / "reports/motion_model/metrics.json").read_text())
+    assert metrics["rows_without_face"] == int((~rows.success.astype(bool)).sum())
+    skipped = project.table("data/interim/motion_skipped.parquet")
+    assert dict(zip(skipped.clip_id, skipped.reason)) == {clip: "2 frames with a face, fewer than min_frames=4"}
+
+
+def test_preview_without_a_motion_model(project: Project) -> None:
+    shutil.rmtree(project.path / "models/motion")
+    failed(project.run("preview"), "models/motion: no motion model", "dvc repro motion_model")
 
 
 # --- real stage scripts -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def face_input(size: int = 64) -> GenerationInput:
 
 
 def test_warp_through_the_interface() -> None:
-    generator = make_generator(ARDParams(generator="warp"), synthetic_rows())
+    generator = make_generator(ARDParams(generator="warp", size=64), synthetic_rows())
     video, record = generator.generate(face_input(), (15, 3, 2), seed=1, n_frames=6)
     assert video.shape == (6, 64, 64, 3) and record["generator"] == "warp" and record["steps_requested"] == 15
     with pytest.raises(ValueError, match="needs extract_aus rows"):

@@ -35,6 +35,10 @@ def make_project(tmp_path: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["demo"].update(TINY)
     params["extract_aus"]["sample_per_class"] = 1
+    params["motion_model"].update({"steps": 20, "d_model": 32, "n_layers": 1, "n_heads": 2, "min_tracks": 5,
+                                   "n_frames": 8})
+    params["ard"].update({"size": 64, "n_frames": 8})
+    params["preview"].update({"identities": 1, "action": [5, 2.0, 2.0], "frames": [1, 4, 8]})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(project, "init", "--no-scm", "-q")
     return project
@@ -62,6 +66,14 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     assert len(prompts) == 3 * len(identities) and not prompts.prompt.str.contains(r"\(AU").any()
     prompt_metrics = json.loads((project / "reports/prompts/metrics.json").read_text())
     assert {"vlm_rag", "vlm_only"} <= set(prompt_metrics)
+    assert (project / "models/motion/denoiser.safetensors").is_file()
+    motion = json.loads((project / "reports/motion_model/metrics.json").read_text())
+    assert motion["tracks"] >= 5 and motion["steps"] == 20
+    assert (project / "reports/motion_model/live/plots/metrics/train/loss.tsv").is_file()
+    preview = json.loads((project / "reports/generator/metrics.json").read_text())
+    assert preview["generator"] == "motion" and preview["folded_triangles_max"] == 0
+    assert {c["source"] for c in preview["clips"]} >= {"astronaut"}
+    assert (project / "reports/generator/contact_sheet.png").stat().st_size > 0
 
     again = dvc(project, "repro")
     assert "Running stage" not in again.stdout, again.stdout
@@ -76,10 +88,11 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     assert set(clips[clips.scarce].label) <= {"disgust", "fear"}
     assert set(pd.read_parquet(project / "data/interim/au_kb.parquet").emotion) == {"disgust", "fear"}
 
-    params["asi"]["mode"] = "fixed"  # the table 5 ablation re-runs the prompts stage only
+    params["asi"]["mode"] = "fixed"  # the table 5 ablation re-runs the prompts and what uses them only
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ablation = dvc(project, "repro")
-    assert ablation.stdout.count("Running stage") == 1 and "Running stage 'prompts'" in ablation.stdout
+    assert ablation.stdout.count("Running stage") == 2, ablation.stdout
+    assert "Running stage 'prompts'" in ablation.stdout and "Running stage 'preview'" in ablation.stdout
     fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
     assert fixed.prompt.str.startswith("A person with the expression of slight").all()
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.warp import AULandmarkModel, WarpGenerator, fit_au_landmark_model, onset_curve, \
-    piecewise_affine_map
+from argen.ard.render import piecewise_affine_map
+from argen.ard.warp import AULandmarkModel, WarpGenerator, fit_au_landmark_model, onset_curve
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.demo.face import AU_BASIS, FaceShape, expressive_landmarks, neutral_landmarks
 from argen.demo.dataset import render_face
@@ -84,6 +84,15 @@ def test_au12_lifts_the_mouth_corners(face) -> None:
     assert np.allclose(targets[-1][17:27], landmarks[17:27], atol=0.5), "the brows stay"
     video, _ = generator.generate(image, landmarks, {12: 1.0}, (5, 2, 2), seed=0, n_frames=4)
     assert not np.array_equal(video[-1], image)
+
+
+def test_size_and_constraint_record(face) -> None:
+    image, landmarks = face
+    generator = WarpGenerator(fit_au_landmark_model(synthetic_rows()))
+    video, record = generator.generate(image, landmarks, {26: 1.0, 1: 0.8}, (5, 2, 2), seed=0, n_frames=4, size=96)
+    assert video.shape == (4, 96, 96, 3) and record["size"] == 96
+    assert record["constrained_vertices"] >= 0 and record["max_folded_before"] >= 0
+    assert record["mouth_painted_frames"] > 0, "AU26 opens the demo face's closed mouth"
 
 
 def test_model_round_trip(tmp_path) -> None:

@@ -1,13 +1,16 @@
-"""One interface for both generators: generate(identity, prompt, action (T, a, b), seed, frames).
+"""One interface for every generator: generate(identity, prompt, action (T, a, b), seed, frames).
 
-``ard.generator`` picks ``warp`` (CPU default, :mod:`argen.ard.warp`) or ``ti2v`` (the TI2V-Zero sampler
-on a local ModelScope T2V, :mod:`argen.ard.ti2v`). Both take BGR uint8 identity frames (OpenCV's order,
-as every stage reads them) and return BGR uint8 videos with a record of what ran.
+``ard.generator`` picks ``motion`` (CPU default: landmark-motion diffusion, :mod:`argen.ard.motion`, rendered
+by :mod:`argen.ard.render`), ``warp`` (AU-driven landmark warp, :mod:`argen.ard.warp`; T has no effect) or
+``ti2v`` (the TI2V-Zero sampler on a local ModelScope T2V, :mod:`argen.ard.ti2v`). All take BGR uint8
+identity frames (OpenCV's order, as every stage reads them) and return BGR uint8 videos of ``ard.size``
+pixels square with a record of what ran.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -16,6 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from argen.ard.motion import MotionGuidance, MotionModel, condition_from_prompt, motion_to_pixels, sample_motion
+from argen.ard.render import fit_to_size, render_frames
 from argen.ard.ti2v import SamplerConfig, TI2VComponents, sample
 from argen.ard.warp import WarpGenerator, fit_au_landmark_model
 from argen.asi.kb import MODIFIERS
@@ -38,7 +43,7 @@ class GenerationInput:
     image: np.ndarray            # identity frame, BGR uint8
     landmarks: np.ndarray        # its 68 landmarks, pixels
     prompt: str                  # X_T, the prompt without AU codes (TI2V's text condition)
-    prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (the warp's motion)
+    prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (the motion and warp generators' condition)
 
 
 def prompt_aus_from_line(line: str) -> dict[int, float]:
@@ -63,17 +68,59 @@ class VideoGenerator(Protocol):
         """A video (n_frames, H, W, 3) BGR uint8, identity frame first, and a record of what ran."""
 
 
+class MotionVideoGenerator:
+    """The motion generator: a landmark motion sampled by the diffusion model, rendered on the identity frame.
+
+    The model makes M frames (its ``n_frames``); a request for fewer output frames takes M's frames at
+    evenly spaced positions (the first and last included), for more it is an error. A prompt without any
+    AU the model can express gives a still video (the identity frame repeated), and the record says so.
+    """
+
+    name = "motion"
+
+    def __init__(self, model: MotionModel, guidance: MotionGuidance, size: int) -> None:
+        self.model = model
+        self.guidance = guidance
+        self.size = size
+
+    def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
+                 n_frames: int) -> tuple[np.ndarray, dict]:
+        start = time.perf_counter()
+        steps, a, b = action
+        model_frames = self.model.config.n_frames
+        if n_frames > model_frames:
+            raise ValueError(f"the motion model makes {model_frames} frames; {n_frames} were asked for "
+                             f"(train it with motion_model.n_frames >= {n_frames})")
+        image, landmarks = fit_to_size(item.image, item.landmarks, self.size)
+        condition, unusable = condition_from_prompt(item.prompt_aus)
+        record = {"generator": self.name, "steps_requested": int(steps), "a": float(a), "b": float(b),
+                  "seed": int(seed), "size": self.size, "unusable_aus": unusable}
+        if not condition.any():
+            record.update(steps_run=0, denoiser_calls=0, still=True,
+                          note="the prompt names no AU the motion model can express: still video",
+                          seconds=round(time.perf_counter() - start, 4))
+            return np.repeat(image[None], n_frames, axis=0), record
+        motion, sampled = sample_motion(self.model, condition, steps, a, b, self.guidance, seed)
+        keep = np.round(np.linspace(0, model_frames - 1, n_frames)).astype(int)
+        frames, stats = render_frames(image, landmarks, motion_to_pixels(motion[keep], landmarks))
+        record.update(sampled, still=False, frames_kept=keep.tolist(), render=stats,
+                      seconds=round(time.perf_counter() - start, 4))
+        return frames, record
+
+
 class WarpVideoGenerator:
     """The warp generator behind the common interface."""
 
     name = "warp"
 
-    def __init__(self, warp: WarpGenerator) -> None:
+    def __init__(self, warp: WarpGenerator, size: int) -> None:
         self.warp = warp
+        self.size = size
 
     def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
                  n_frames: int) -> tuple[np.ndarray, dict]:
-        return self.warp.generate(item.image, item.landmarks, item.prompt_aus, action, seed, n_frames)
+        return self.warp.generate(item.image, item.landmarks, item.prompt_aus, action, seed, n_frames,
+                                  size=self.size)
 
 
 class TI2VVideoGenerator:
@@ -104,13 +151,17 @@ def make_generator(cfg: ARDParams, au_frames: pd.DataFrame | None = None) -> Vid
         au_frames: extract_aus rows, to fit the warp's AU-to-landmark model (warp only).
 
     Raises:
+        MotionModelError: ``motion`` without a trained model at ``ard.motion_path``.
         FileNotFoundError: ``ti2v`` without the T2V weights at ``ard.t2v_path``.
         ValueError: ``warp`` without AU rows to fit its model on.
     """
+    if cfg.generator == "motion":
+        guidance = MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form)
+        return MotionVideoGenerator(MotionModel.load(cfg.motion_path), guidance, cfg.size)
     if cfg.generator == "warp":
         if au_frames is None:
             raise ValueError("the warp generator needs extract_aus rows to fit its AU-to-landmark model")
-        return WarpVideoGenerator(WarpGenerator(fit_au_landmark_model(au_frames, cfg.warp_ridge)))
+        return WarpVideoGenerator(WarpGenerator(fit_au_landmark_model(au_frames, cfg.warp_ridge)), cfg.size)
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto"
                                                                                   else cfg.device)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32

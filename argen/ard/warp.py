@@ -8,9 +8,11 @@
    by an onset curve: the regularised incomplete Beta function I_x(a, b) at x = (m - 1) / (M - 1), the
    cumulative form of eq. 12's kernel. (2, 2) rises symmetrically, (3, 2) late, (2, 3) early; frame 1 is
    the identity frame itself.
-3. **Warp.** Target landmarks are mapped back to pixels with the identity's own similarity transform and
-   the frame is warped piecewise-affinely (OpenCV's remap through per-triangle affine maps) over a Delaunay mesh of the 68 landmarks plus
-   fixed points on the image border.
+3. **Render.** Target landmarks are mapped back to pixels with the identity's own similarity transform;
+   :func:`argen.ard.render.render_frames` constrains them (lips in order, no folded triangle of its fixed
+   canonical mesh), warps the frame piecewise-affinely and paints the mouth interior where the lips part
+   further than in the identity frame. With ``size`` the frame is first cropped square around the face
+   and resized (:func:`argen.ard.render.fit_to_size`).
 
 The number of diffusion steps T has no effect on this generator; the record says so.
 """
@@ -21,12 +23,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 from scipy.special import betainc
-from scipy.spatial import Delaunay
 
+from argen.ard.render import fit_to_size, render_frames
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame
@@ -91,33 +92,6 @@ def _similarity_from_face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.n
     return rotation, (left + right) / 2, iod
 
 
-def piecewise_affine_map(target: np.ndarray, source: np.ndarray, triangles: np.ndarray,
-                         shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Remap coordinates taking each output pixel in a target triangle to its place in the source triangle.
-
-    Args:
-        target, source: corresponding points (n, 2) in pixels (x, y).
-        triangles: vertex indices (k, 3) of a triangulation covering the image.
-        shape: output (height, width).
-
-    Returns:
-        (map_x, map_y) float32 arrays for ``cv2.remap``; pixels outside every triangle map to themselves.
-    """
-    h, w = shape
-    owner = np.full((h, w), -1, np.int32)
-    affines = np.zeros((len(triangles), 2, 3))
-    for k, tri in enumerate(triangles):
-        affines[k] = cv2.getAffineTransform(target[tri].astype(np.float32), source[tri].astype(np.float32))
-        cv2.fillConvexPoly(owner, np.round(target[tri]).astype(np.int32), k)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    chosen = affines[np.maximum(owner, 0)]
-    map_x = chosen[..., 0, 0] * xs + chosen[..., 0, 1] * ys + chosen[..., 0, 2]
-    map_y = chosen[..., 1, 0] * xs + chosen[..., 1, 1] * ys + chosen[..., 1, 2]
-    outside = owner < 0
-    map_x[outside], map_y[outside] = xs[outside], ys[outside]
-    return map_x.astype(np.float32), map_y.astype(np.float32)
-
-
 class WarpGenerator:
     """Animate an identity frame with AU-driven landmark motion (module docstring)."""
 
@@ -134,7 +108,8 @@ class WarpGenerator:
         return landmarks[None] + (moves * iod) @ rotation.T
 
     def generate(self, image: np.ndarray, landmarks: np.ndarray, prompt_aus: dict[int, float],
-                 action: tuple[int, float, float], seed: int, n_frames: int = 16) -> tuple[np.ndarray, dict]:
+                 action: tuple[int, float, float], seed: int, n_frames: int = 16,
+                 size: int | None = None) -> tuple[np.ndarray, dict]:
         """A video from the identity frame.
 
         Args:
@@ -144,25 +119,23 @@ class WarpGenerator:
             action: (T, a, b) from the policy; T is recorded but has no effect here.
             seed: unused (the warp is deterministic); recorded for the common interface.
             n_frames: output frames, the identity frame first.
+            size: output side in pixels (square crop around the face, resized); None keeps the frame as is.
 
         Returns:
             (frames uint8 (n_frames, H, W, 3), record).
         """
         start = time.perf_counter()
         steps, a, b = action
+        if size is not None:
+            image, landmarks = fit_to_size(image, landmarks, size)
         levels = onset_curve(n_frames, a, b)
         targets = self.target_landmarks(landmarks, {au: r * MAX_INTENSITY for au, r in prompt_aus.items()}, levels)
-        h, w = image.shape[:2]
-        border = np.array([[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w / 2, 0], [w / 2, h - 1],
-                           [0, h / 2], [w - 1, h / 2]], dtype=float)
-        source = np.vstack([landmarks, border])
-        triangles = Delaunay(source).simplices
-        frames = [image.copy()]
-        for target in targets[1:]:
-            map_x, map_y = piecewise_affine_map(np.vstack([target, border]), source, triangles, (h, w))
-            frames.append(cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        frames, stats = render_frames(image, landmarks, targets)
         record = {"generator": self.name, "steps_requested": int(steps), "steps_run": 0,
                   "steps_note": "T has no effect on the warp generator", "a": float(a), "b": float(b),
-                  "seed": int(seed), "levels": [round(float(v), 4) for v in levels],
+                  "seed": int(seed), "levels": [round(float(v), 4) for v in levels], "size": size,
+                  "constrained_vertices": int(max(stats["constrained_vertices"])),
+                  "max_folded_before": int(max(stats["folded_before"])),
+                  "mouth_painted_frames": int(sum(stats["mouth_painted"])),
                   "seconds": round(time.perf_counter() - start, 4)}
-        return np.stack(frames), record
+        return frames, record

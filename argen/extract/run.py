@@ -49,7 +49,7 @@ def select_clips(clips: pd.DataFrame, params: ExtractAUsParams, seed: int) -> pd
 
     ``identity``: identity sources (neutral clips of D*_ns); ``knowledge``: scarce clips of ``splits``
     for the AU knowledge base; ``sample``: up to ``sample_per_class`` clips per class of ``splits``
-    (seeded) for the generator's AU-to-landmark model.
+    (seeded) for the motion model's training tracks and the warp's AU-to-landmark model.
     """
     in_splits = clips.split.isin(params.splits)
     purposes = {cid: [] for cid in clips.clip_id}

@@ -1,0 +1,112 @@
+"""What the generator makes, for a person to look at: a contact sheet of generated clips per scarce emotion.
+
+Each row is one clip: an identity frame animated with a verified prompt of one scarce emotion, shown at a
+few frames (1, 6, 11, 16 by default). Demo identities come first, each with its own first prompt; with
+``real_face`` the same prompts also animate ``skimage.data.astronaut()``, a real photograph shipped in the
+scikit-image wheel, so that the renderer's behaviour on a real face is seen on every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from argen.ard.generator import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.errors import InputError
+from argen.extract import landmarks_of
+from argen.face import FaceAnalyzer
+
+#: Height of the label strip above each row of the contact sheet, in pixels.
+LABEL_HEIGHT = 22
+
+
+@dataclass(frozen=True)
+class PreviewItem:
+    """One clip to generate: where the face comes from, the emotion, and the generator's input."""
+
+    source: str        # "demo <identity>" or "astronaut"
+    emotion: str
+    item: GenerationInput
+
+
+#: Side of the square cut around the astronaut's face, in face-box widths (a dataset's face crop holds the
+#: head and a margin; the whole 512 px photograph would leave the face a fifth of the frame).
+ASTRONAUT_CROP = 2.2
+
+
+def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
+    """A face crop of ``skimage.data.astronaut()`` as BGR uint8 and its 68 landmarks.
+
+    Raises:
+        InputError: no face found on it (the face models are broken).
+    """
+    from skimage import data
+
+    image = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
+    face = FaceAnalyzer().analyze(image)
+    if face is None:
+        raise InputError("skimage.data.astronaut(): no face found; the face models do not work on this machine")
+    x, y, w, h = face.box
+    side = int(round(min(ASTRONAUT_CROP * max(w, h), *image.shape[:2])))
+    left = int(np.clip(round(x + w / 2 - side / 2), 0, image.shape[1] - side))
+    top = int(np.clip(round(y + h / 2 - side / 2), 0, image.shape[0] - side))
+    return image[top:top + side, left:left + side].copy(), face.landmarks - np.array([left, top])
+
+
+def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Path, emotions: list[str],
+                  per_emotion: int, real_face: bool) -> list[PreviewItem]:
+    """The clips of the contact sheet (module docstring), emotion by emotion.
+
+    Raises:
+        InputError: an identity image is missing or unreadable.
+    """
+    table = identities.set_index("clip_id")
+    astronaut = astronaut_face() if real_face else None
+    items = []
+    for emotion in emotions:
+        chosen = prompts[prompts.emotion == emotion].drop_duplicates("identity_id").head(per_emotion)
+        for row in chosen.itertuples(index=False):
+            path = image_dir / table.loc[row.identity_id, "image_file"]
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
+            landmarks = landmarks_of(table.loc[[row.identity_id]])[0]
+            aus = prompt_aus_from_line(row.raw_final)
+            items.append(PreviewItem(f"demo {row.identity_id}", emotion,
+                                     GenerationInput(image, landmarks, row.prompt, aus)))
+        if astronaut is not None and len(chosen):
+            first = chosen.iloc[0]
+            items.append(PreviewItem("astronaut", emotion, GenerationInput(
+                astronaut[0], astronaut[1], first.prompt, prompt_aus_from_line(first.raw_final))))
+    return items
+
+
+def contact_sheet(rows: list[tuple[str, np.ndarray]], frames: list[int], path: Path) -> None:
+    """Write a PNG: one labelled row per video (n, H, W, 3) BGR, showing the 1-based ``frames``."""
+    tiles = []
+    for label, video in rows:
+        shown = [video[min(f, len(video)) - 1] for f in frames]
+        strip = np.concatenate(shown, axis=1)
+        header = np.full((LABEL_HEIGHT, strip.shape[1], 3), 255, np.uint8)
+        cv2.putText(header, label, (4, LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([header, strip], axis=0))
+    width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
+    if not cv2.imwrite(str(path), np.concatenate(tiles, axis=0)):
+        raise OSError(f"{path}: could not write the contact sheet")
+
+
+def run_preview(items: list[PreviewItem], generator: VideoGenerator, action: tuple[int, float, float], seed: int,
+                n_frames: int) -> tuple[list[tuple[str, np.ndarray]], pd.DataFrame]:
+    """Generate every item; return the labelled videos and one record row per clip."""
+    videos, records = [], []
+    for preview in items:
+        video, record = generator.generate(preview.item, action, seed, n_frames)
+        aus = ", ".join(f"AU{au:02d} {r:.2f}" for au, r in sorted(preview.item.prompt_aus.items()))
+        videos.append((f"{preview.emotion} | {preview.source} | {aus}", video))
+        records.append({"emotion": preview.emotion, "source": preview.source, **record})
+    return videos, pd.DataFrame(records)

@@ -1,0 +1,226 @@
+"""The motion generator's model: training tracks, the DDIM sampler with per-frame guidance and frame-1
+replacement (known answers with an analytic oracle denoiser), training, saving, and the generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from argen.ard.generator import GenerationInput, MotionVideoGenerator, make_generator
+from argen.ard.guidance import guidance_curve
+from argen.ard.motion import (
+    CONDITION_AUS, MIRROR, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig, MotionModelError,
+    TrainingSettings, condition_from_aus, condition_from_prompt, motion_to_pixels, sample_motion,
+    train_motion_model, training_tracks,
+)
+from argen.aus import INTENSITY_AUS
+from argen.demo.face import FaceShape, neutral_landmarks
+from argen.params import ARDParams
+
+AU26 = CONDITION_AUS.index(26)
+TINY = MotionModelConfig(n_frames=6, d_model=16, n_layers=1, n_heads=2)
+
+
+def base_face() -> np.ndarray:
+    """A canonical 68-point face in pixels, inter-ocular distance about 40 px."""
+    return neutral_landmarks(FaceShape())[:, :2] * 40 + 64
+
+
+def clip_rows(clip_id: str, jaw: list[float], au26: list[float], success: list[bool] | None = None) -> pd.DataFrame:
+    """extract_aus-like rows of one clip whose chin and lower lip drop by ``jaw`` pixels per frame."""
+    rows = []
+    for frame, (drop, level) in enumerate(zip(jaw, au26)):
+        points = base_face()
+        points[[5, 6, 7, 8, 9, 10, 11, 55, 56, 57, 58, 59, 65, 66, 67], 1] += drop
+        ok = True if success is None else success[frame]
+        row = {"clip_id": clip_id, "frame": frame, "success": ok}
+        row.update({f"x_{i}": points[i, 0] if ok else np.nan for i in range(68)})
+        row.update({f"y_{i}": points[i, 1] if ok else np.nan for i in range(68)})
+        row.update({f"AU{au:02d}_r": (level if au == 26 else 0.0) if ok else np.nan for au in INTENSITY_AUS})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_mirror_is_an_involution_that_swaps_sides() -> None:
+    assert sorted(MIRROR) == list(range(68)) and np.array_equal(MIRROR[MIRROR], np.arange(68))
+    assert MIRROR[36] == 45 and MIRROR[48] == 54 and MIRROR[8] == 8 and MIRROR[62] == 62
+
+
+def test_tracks_start_at_the_least_expressive_frame_and_carry_its_au_change() -> None:
+    onset = clip_rows("onset", [0, 0, 2, 4, 6, 8], [0, 0, 1, 2, 3, 4])
+    offset = clip_rows("offset", [8, 6, 4, 2, 0, 0], [4, 3, 2, 1, 0, 0])  # expression first, then neutral
+    tracks = training_tracks(pd.concat([onset, offset]), n_frames=6, min_frames=4, cond_min=0.2, mirror=False)
+    assert tracks.clip_ids == ["offset", "onset"] and tracks.reversed.tolist() == [True, False]
+    assert np.all(tracks.motions[:, 0] == 0)  # frame 1 is the reference itself
+    iod = np.linalg.norm(base_face()[[42, 45]].mean(0) - base_face()[[36, 39]].mean(0))
+    np.testing.assert_allclose(tracks.motions[1, :, 8, 1], np.array([0, 0, 2, 4, 6, 8]) / iod, atol=1e-9)
+    np.testing.assert_allclose(tracks.motions[0], tracks.motions[1], atol=1e-9)  # reversed offset == onset
+    expected = np.zeros(len(CONDITION_AUS))
+    expected[AU26] = 4 / 5
+    np.testing.assert_allclose(tracks.conditions, [expected, expected])
+
+
+def test_faceless_rows_are_counted_and_bridged_and_short_clips_skipped() -> None:
+    gappy = clip_rows("gappy", [0, 2, 4, 6, 8, 10], [0, 1, 2, 3, 4, 5], [True, True, False, True, True, True])
+    short = clip_rows("short", [0, 1, 2, 3, 4, 5], [0] * 6, [True, True, False, False, False, True])
+    tracks = training_tracks(pd.concat([gappy, short]), n_frames=6, min_frames=4, mirror=False)
+    assert tracks.clip_ids == ["gappy"] and tracks.rows_without_face == 4
+    assert tracks.skipped.to_dict("records") == [
+        {"clip_id": "short", "reason": "3 frames with a face, fewer than min_frames=4"}]
+    chin = tracks.motions[0, :, 8, 1]
+    np.testing.assert_allclose(chin[2], (chin[1] + chin[3]) / 2)  # the faceless frame is interpolated
+
+
+def test_conditions_look_like_prompts() -> None:
+    delta = np.zeros(len(CONDITION_AUS))
+    delta[:7] = [4.0, 3.0, 0.5, 2.5, 2.0, 1.5, 1.2]
+    r = condition_from_aus(delta, cond_min=0.2, cond_max_aus=3)
+    assert np.count_nonzero(r) == 3 and r[0] == pytest.approx(0.8) and r[2] == 0.0
+    vector, unusable = condition_from_prompt({26: 0.6, 45: 0.9, 43: 0.5, 1: 0.0})
+    assert vector[AU26] == 0.6 and np.count_nonzero(vector) == 1 and unusable == [1, 43, 45]
+
+
+class OracleDenoiser(torch.nn.Module):
+    """The exact v-prediction for point masses: x0 = ``target`` times the condition's sum with the condition,
+    ``unconditional`` without."""
+
+    def __init__(self, config: MotionModelConfig, target: torch.Tensor, unconditional: torch.Tensor) -> None:
+        super().__init__()
+        self.alphas = config.ddim().alphas_cumprod
+        self.target, self.unconditional = target, unconditional
+        self.calls: list[tuple[int, list[bool]]] = []
+
+    def forward(self, sample, timesteps, condition, use_condition):
+        self.calls.append((sample.shape[0], use_condition.tolist()))
+        alpha = self.alphas[timesteps].reshape(-1, 1, 1, 1)
+        conditional = self.target * condition.sum(dim=1).reshape(-1, 1, 1, 1)
+        x0 = torch.where(use_condition.reshape(-1, 1, 1, 1), conditional, self.unconditional)
+        eps = (sample - alpha.sqrt() * x0) / (1 - alpha).sqrt()
+        return alpha.sqrt() * eps - (1 - alpha).sqrt() * x0
+
+
+def oracle_model(target: np.ndarray, unconditional: np.ndarray, scale: float = 0.5) -> MotionModel:
+    config = MotionModelConfig(n_frames=len(target), d_model=16, n_layers=1, n_heads=2, data_scale=scale)
+    oracle = OracleDenoiser(config, torch.tensor(target[None], dtype=torch.float32),
+                            torch.tensor(unconditional[None], dtype=torch.float32))
+    return MotionModel(oracle, config)
+
+
+@pytest.mark.parametrize("a, b", [(2.0, 2.0), (3.0, 2.0), (2.0, 3.0)])
+def test_sampler_known_answer_per_frame_guidance_and_replacement(a: float, b: float) -> None:
+    rng = np.random.default_rng(0)
+    target, unconditional = rng.normal(size=(2, 8, 68, 2))
+    model = oracle_model(target, unconditional, scale=0.5)
+    guidance = MotionGuidance(g_min=0.5, g_max=6.0, form="paper")
+    motion, record = sample_motion(model, 0.7 * np.eye(len(CONDITION_AUS))[0], 7, a, b, guidance, seed=3)
+    g = guidance_curve(np.arange(1, 9), 8, a, b, 0.5, 6.0, "paper")[:, None, None]
+    expected = 0.5 * (unconditional + g * (0.7 * target - unconditional))
+    expected[0] = 0.0  # frame 1 is the identity: zero motion, whatever the model says
+    np.testing.assert_allclose(motion, expected, atol=2e-4)
+    assert record["steps_run"] == record["denoiser_calls"] == 7
+    assert model.denoiser.calls == [(2, [True, False])] * 7  # one batched call per step: cond + uncond
+
+
+def test_replacement_pins_frame_one_at_every_step() -> None:
+    """The known first frame noised to t enters every step: with a model whose answer for frame 1 is far
+    off, frame 1's influence on the other frames still comes only from the known (zero) frame."""
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(5, 68, 2))
+    seen: list[torch.Tensor] = []
+    model = oracle_model(target, target)
+    forward = model.denoiser.forward
+
+    def spy(sample, timesteps, condition, use_condition):
+        alpha = model.denoiser.alphas[timesteps[0]]
+        seen.append(sample[0, 0] / (1 - alpha).sqrt())  # frame 1 = sqrt(1-alpha) noise: unit-variance noise
+        return forward(sample, timesteps, condition, use_condition)
+
+    model.denoiser.forward = spy
+    motion, _ = sample_motion(model, np.ones(len(CONDITION_AUS)), 10, 2.0, 2.0, MotionGuidance(1.0, 1.0), seed=0)
+    assert np.all(motion[0] == 0.0)
+    stds = [float(s.std()) for s in seen]
+    assert all(0.8 < s < 1.2 for s in stds), stds  # pure re-drawn noise, not the model's frame-1 estimate
+    assert len({round(float(s[0, 0]), 6) for s in seen}) == len(seen)  # fresh noise every step
+
+
+def tiny_model(seed: int = 0) -> MotionModel:
+    torch.manual_seed(seed)
+    return MotionModel(MotionDenoiser(TINY), TINY)
+
+
+def test_seeds_reproduce_bit_for_bit_and_differ_across_seeds() -> None:
+    model = tiny_model()
+    condition = np.eye(len(CONDITION_AUS))[AU26]
+    first, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=11)
+    again, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=11)
+    other, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=12)
+    assert first.tobytes() == again.tobytes() and not np.allclose(first[1:], other[1:])
+
+
+def synthetic_tracks(n: int = 24):
+    rows = [clip_rows(f"c{k:02d}", list(np.linspace(0, k % 7, 6)), list(np.linspace(0, (k % 7) / 1.5, 6)))
+            for k in range(n)]
+    return training_tracks(pd.concat(rows), n_frames=6, min_frames=4)
+
+
+def test_training_is_seeded_and_saved_models_load(tmp_path) -> None:
+    tracks = synthetic_tracks()
+    settings = TrainingSettings(steps=15, batch_size=8, seed=4)
+    model, losses = train_motion_model(tracks, TINY, settings)
+    twin, _ = train_motion_model(tracks, TINY, settings)
+    assert len(losses) == 15 and all(np.isfinite(losses))
+    model.save(tmp_path / "a")
+    twin.save(tmp_path / "b")
+    for name in ("denoiser.safetensors", "config.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    loaded = MotionModel.load(tmp_path / "a")
+    assert loaded.config == model.config and loaded.config.data_scale == pytest.approx(tracks.motions[:, 1:].std())
+    condition = np.eye(len(CONDITION_AUS))[AU26]
+    assert sample_motion(loaded, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes() == \
+        sample_motion(model, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes()
+
+
+def test_missing_or_broken_model_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(MotionModelError, match="no motion model .*dvc repro motion_model"):
+        MotionModel.load(tmp_path / "none")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.json").write_text("{not json")
+    (tmp_path / "bad" / "denoiser.safetensors").write_bytes(b"junk")
+    with pytest.raises(MotionModelError, match="not a readable motion model"):
+        MotionModel.load(tmp_path / "bad")
+    with pytest.raises(MotionModelError, match="ard.motion_path|no motion model"):
+        make_generator(ARDParams(generator="motion", motion_path=str(tmp_path / "none")))
+
+
+def face_item(aus: dict[int, float]) -> GenerationInput:
+    from argen.demo.dataset import render_face
+    from argen.demo.render import Appearance
+    image, landmarks = render_face(FaceShape(), Appearance.sample(np.random.default_rng(1)), {}, 96)[:2]
+    return GenerationInput(np.clip(image, 0, 255).astype(np.uint8), landmarks[:, :2], "a prompt", aus)
+
+
+def test_generator_records_what_ran_and_zero_aus_give_a_still_video() -> None:
+    generator = MotionVideoGenerator(tiny_model(), MotionGuidance(), size=96)
+    item = face_item({26: 0.9, 1: 0.6})
+    video, record = generator.generate(item, (5, 3.0, 2.0), seed=2, n_frames=6)
+    assert video.shape == (6, 96, 96, 3) and video.dtype == np.uint8
+    assert record["steps_run"] == record["denoiser_calls"] == 5 and not record["still"]
+    assert np.array_equal(video[0], item.image)  # frame 1 is the identity frame
+    still, still_record = generator.generate(face_item({45: 0.8}), (5, 2.0, 2.0), seed=2, n_frames=6)
+    assert still_record["still"] and still_record["denoiser_calls"] == 0 and still_record["unusable_aus"] == [45]
+    assert "still video" in still_record["note"]
+    assert all(np.array_equal(frame, still[0]) for frame in still)
+    with pytest.raises(ValueError, match="makes 6 frames"):
+        generator.generate(item, (5, 2.0, 2.0), seed=2, n_frames=7)
+
+
+def test_motion_to_pixels_undoes_the_face_frame() -> None:
+    from argen.extract.landmarks import face_frame
+    landmarks = base_face() @ np.array([[0.96, -0.28], [0.28, 0.96]]).T * 1.3 + 5
+    motion = np.random.default_rng(2).normal(scale=0.02, size=(3, 68, 2))
+    motion[:, [36, 39, 42, 45]] = 0.0  # the eye corners anchor the face frame
+    moved = motion_to_pixels(motion, landmarks)
+    back = face_frame(moved, anchor="canthi") - face_frame(landmarks[None], anchor="canthi")
+    np.testing.assert_allclose(back, motion, atol=1e-9)
