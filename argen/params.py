@@ -22,7 +22,7 @@ class ParamsError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
 
 
 class DataParams(_Section):
@@ -113,7 +113,7 @@ class ExtractAUsParams(_Section):
     """
 
     backend: Literal["landmarks", "openface", "csv"] = "landmarks"
-    reference: Literal["clip", "population"] = "clip"
+    reference: Literal["clip", "population", "first"] = "clip"
     smooth_frames: Literal[1, 3, 5] = 5
     neutral_bounds: bool = True
     openface_bin: str = "FeatureExtraction"
@@ -254,6 +254,14 @@ class ARDParams(_Section):
     t = 991) or ``diffusers`` (leading spacing: 15 steps from 925); records keep the steps run.
     ``queue``: ``reencode`` (the reference: each generated frame is decoded and re-encoded into the
     queue, one VAE decode + encode per frame) or ``latent`` (the queue keeps the DDIM latent).
+
+    The policy (sec. 3.3, Algorithm 1; :mod:`argen.ard.policy`): total reward R = R_S + lambda (R_Q + R_F +
+    R_E) + ``weight_au`` R_A + ``weight_human`` R_H (eq. 18, plus two optional terms, weight 0 by default;
+    R_H from ``ratings_csv``); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others
+    get -``gamma``; ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1);
+    Adam ``policy_lr``, ``policy_batch`` pairs per step, ``policy_steps`` steps. ``policy`` picks the
+    actions of the generate stage: ``learned`` (argmax of the trained policy), ``random`` or ``fixed``
+    (``fixed_action``), the paper's ablations.
     """
 
     generator: Literal["motion", "warp", "ti2v"] = "motion"
@@ -272,9 +280,32 @@ class ARDParams(_Section):
     schedule: Literal["modelscope", "diffusers"] = "modelscope"
     queue: Literal["reencode", "latent"] = "reencode"
     warp_ridge: float = Field(1.0, ge=0.0)
+    lambda_: float = Field(3.0, ge=0.0, alias="lambda")
+    gamma: float = Field(1.0, ge=0.0)
+    top_k: int = Field(2, ge=1)
+    candidates: int = Field(4, ge=1, le=64)
+    advantage: Literal["reinforce", "group"] = "reinforce"
+    weight_au: float = Field(0.0, ge=0.0)
+    weight_human: float = Field(0.0, ge=0.0)
+    ratings_csv: str = ""
+    policy_lr: float = Field(1e-4, gt=0.0)
+    policy_batch: int = Field(32, ge=1)
+    policy_steps: int = Field(2000, ge=1)
+    policy_d_model: int = Field(64, ge=8, le=1024)
+    policy_seed: int = Field(0, ge=0)
+    policy: Literal["learned", "random", "fixed"] = "learned"
+    fixed_action: tuple[int, float, float] = (20, 2.0, 2.0)
 
     @model_validator(mode="after")
     def _bounds(self) -> "ARDParams":
+        if self.top_k > self.candidates:
+            raise ValueError(f"top_k ({self.top_k}) must not exceed candidates ({self.candidates})")
+        if self.weight_human > 0 and not self.ratings_csv:
+            raise ValueError("weight_human > 0 needs ard.ratings_csv, the CSV of human ratings (clip,rating)")
+        if (self.fixed_action[0] not in (5, 10, 15, 20)
+                or tuple(self.fixed_action[1:]) not in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0))):
+            raise ValueError(f"fixed_action {list(self.fixed_action)} is not in the action space "
+                             "S_T x S_ab = {5, 10, 15, 20} x {(2, 2), (3, 2), (2, 3)}")
         if self.g_min > self.g_max:
             raise ValueError("g_min must not exceed g_max")
         if self.motion_g_min > self.motion_g_max:
@@ -282,6 +313,64 @@ class ARDParams(_Section):
         if self.size % 8:
             raise ValueError("size must be a multiple of 8 (the VAE downsamples by 8)")
         return self
+
+
+class RewardsParams(_Section):
+    """The reward table (``rewards:``, eq. 14-17, supp. D); see :mod:`argen.ard.reward_table`.
+
+    Pairs (identity x scarce-emotion prompt) are split ``val_fraction`` for validation, by identity and
+    seeded; ``max_identities`` (0 = all) caps the identities used. Every pair is generated with each of
+    the 12 actions and ``n_seeds`` seeds as a short video of ``frames`` frames, and audited:
+    R_Q with ``alpha`` and the sharpness and contrast references, R_F with faces of at least
+    ``face_min_size`` of the frame, R_E with ``a_max`` (``auto``: the ``a_max_quantile`` of the AU-vector
+    norm over the real training frames of extract_aus), R_A with ``active_threshold``. ``au_backend``
+    audits the generated frames (the paper uses OpenFace). Work is split in shards of ``shard_pairs``
+    pairs on ``workers`` processes; finished shards are kept and reused. ``keep_videos`` also writes each
+    short video as a PNG strip (for raters of the human-preference reward).
+    """
+
+    frames: int = Field(8, ge=2, le=64)
+    n_seeds: int = Field(1, ge=1, le=16)
+    val_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    max_identities: int = Field(0, ge=0)
+    alpha: float = Field(0.6, ge=0.0, le=1.0)
+    sharpness_ref: float = Field(200.0, gt=0.0)
+    contrast_ref: float = Field(32.0, gt=0.0)
+    face_min_size: float = Field(0.2, gt=0.0, le=1.0)
+    a_max: float | Literal["auto"] = "auto"
+    a_max_quantile: float = Field(0.95, gt=0.0, le=1.0)
+    active_threshold: float = Field(1.5, gt=0.0, le=5.0)
+    au_backend: Literal["landmarks", "openface"] = "landmarks"
+    shard_pairs: int = Field(4, ge=1)
+    workers: int = Field(2, ge=1, le=64)
+    keep_videos: bool = False
+
+    @field_validator("a_max")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if value != "auto" and value <= 0:
+            raise ValueError("must be > 0 or 'auto'")
+        return value
+
+
+class GenerateParams(_Section):
+    """The augmentation set (``generate:``, Algorithm 1 stage 2).
+
+    ``per_class``: generated clips per scarce emotion (the scarcest should gain the most, as the paper's
+    table 7); pairs are drawn seeded from every identity x prompt of the emotion, and when more clips
+    than identities are asked for, identities repeat with new seeds. ``jpeg_quality`` of the frames.
+    """
+
+    per_class: dict[EmotionName, int] = Field(default_factory=lambda: {"surprise": 10, "disgust": 20, "fear": 15})
+    jpeg_quality: int = Field(95, ge=30, le=100)
+    contact_sheet: int = Field(9, ge=0, le=64)
+
+    @field_validator("per_class")
+    @classmethod
+    def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
+        if any(v < 0 for v in value.values()):
+            raise ValueError("counts must be >= 0")
+        return value
 
 
 class PreviewParams(_Section):
@@ -313,6 +402,8 @@ class Params(_Section):
     motion_model: MotionModelParams = Field(default_factory=MotionModelParams)
     ard: ARDParams = Field(default_factory=ARDParams)
     preview: PreviewParams = Field(default_factory=PreviewParams)
+    rewards: RewardsParams = Field(default_factory=RewardsParams)
+    generate: GenerateParams = Field(default_factory=GenerateParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 from collections.abc import Callable
 
 from argen import __version__
@@ -41,3 +42,44 @@ def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") 
     except USER_ERRORS as err:
         log.error("%s", err)
         sys.exit(1)
+
+
+def live_logger(directory: str | Path):
+    """A DVCLive logger writing to ``directory`` (no dvc.yaml of its own, no experiment saved by it).
+
+    Raises:
+        UserError: the project is a git repository without any commit, where DVCLive cannot start.
+    """
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    try:
+        return Live(str(directory), dvcyaml=False, save_dvc_exp=False, report=None)
+    except SCMError as err:
+        raise UserError(f"DVCLive could not start ({err}): make a first git commit in this project "
+                        f"(git add -A && git commit), then run the stage again") from None
+
+
+class CurveLogger:
+    """Averages per-step training values over ``every`` steps and logs each average as one DVCLive point.
+
+    Call it with (step, {name: value}); the last, possibly shorter, window is logged by :meth:`flush`.
+    """
+
+    def __init__(self, live, every: int = 20, prefix: str = "train/") -> None:
+        self.live, self.every, self.prefix = live, every, prefix
+        self.window: list[dict[str, float]] = []
+
+    def __call__(self, step: int, values: dict[str, float]) -> None:
+        self.window.append(values)
+        if len(self.window) == self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Log the mean of the values collected since the last point."""
+        if not self.window:
+            return
+        for name in self.window[0]:
+            self.live.log_metric(self.prefix + name, sum(v[name] for v in self.window) / len(self.window))
+        self.live.next_step()
+        self.window.clear()

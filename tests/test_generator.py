@@ -51,3 +51,19 @@ def test_ti2v_through_the_interface(tmp_path) -> None:
 def test_ti2v_without_weights_names_the_param(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="ard.t2v_path"):
         make_generator(ARDParams(generator="ti2v", t2v_path=str(tmp_path / "none"), device="cpu"))
+
+
+def test_policy_states_use_the_generator_encoders(tmp_path) -> None:
+    """ti2v: the VAE latent pooled 4 x 4 and the mean CLIP token embedding; CPU: dlib descriptor + MiniLM."""
+    from argen.ard.state import encode_states
+
+    save_tiny_model(tmp_path / "t2v", get_dummy_components())
+    cfg = ARDParams(generator="ti2v", t2v_path=str(tmp_path / "t2v"), device="cpu", size=32)
+    items = [face_input(32), face_input(32)]
+    images = [items[0].image, np.ascontiguousarray(items[1].image[:, ::-1])]
+    landmarks = np.stack([i.landmarks for i in items])
+    image_emb, text_emb, encoder = encode_states(cfg, images, landmarks, ["a happy", "ha"])
+    assert image_emb.shape == (2, 4 * 16) and "VAE latent" in encoder
+    assert not np.allclose(image_emb[0], image_emb[1]) and not np.allclose(text_emb[0], text_emb[1])
+    again, _, _ = encode_states(cfg, images, landmarks, ["a happy", "ha"])
+    np.testing.assert_array_equal(again, image_emb)

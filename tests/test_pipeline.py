@@ -1,10 +1,12 @@
-"""The DVC pipeline end to end on a tiny demo config, in a temporary copy of the project."""
+"""The DVC pipeline end to end on a tiny demo config, in a temporary copy of the project.
+
+The reproduced project is shared with ``test_ard_pipeline.py`` (session fixture ``reproduced``); the test
+here changes it, so it runs last (pytest runs files in name order).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,41 +14,10 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import TINY, dvc, make_project
 
-TINY = {"n_clips": 40, "image_size": 96, "n_frames": 8, "clips_per_subject": 4.0}
-
-
-def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the dvc CLI of this environment in ``project``, with this interpreter as ``python``."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=project, env=env,
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def make_project(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("argen", "stages"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "dvc.yaml", project)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["demo"].update(TINY)
-    params["extract_aus"]["sample_per_class"] = 1
-    params["motion_model"].update({"steps": 20, "d_model": 32, "n_layers": 1, "n_heads": 2, "min_tracks": 5,
-                                   "n_frames": 8})
-    params["ard"].update({"size": 64, "n_frames": 8})
-    params["preview"].update({"identities": 1, "action": [5, 2.0, 2.0], "frames": [1, 4, 8]})
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(project, "init", "--no-scm", "-q")
-    return project
-
-
-def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None:
-    project = make_project(tmp_path)
-    dvc(project, "repro")
+def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    project, _ = reproduced
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert len(clips) == TINY["n_clips"]
     metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
@@ -79,22 +50,22 @@ def test_repro_then_nothing_to_do_then_only_what_changed(tmp_path: Path) -> None
     assert "Running stage" not in again.stdout, again.stdout
 
     params = yaml.safe_load((project / "params.yaml").read_text())
+    params["asi"]["mode"] = "fixed"  # the table 5 ablation re-runs the prompts and what uses them only
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ablation = dvc(project, "repro")
+    ran = {line.split("'")[1] for line in ablation.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"prompts", "preview", "rewards", "policy", "generate"}, ablation.stdout
+    fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
+    assert fixed.prompt.str.startswith("A person with the expression of slight").all()
+
     params["decompose"]["scarce_classes"] = ["disgust", "fear"]  # also the knowledge base's emotions
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = dvc(project, "repro")
+    changed = dvc(project, "repro", "au_kb")
     assert "Running stage 'decompose'" in changed.stdout and "Running stage 'demo'" not in changed.stdout
     assert "Running stage 'extract_aus'" in changed.stdout, "scarce clips feed extract_aus"
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert set(clips[clips.scarce].label) <= {"disgust", "fear"}
     assert set(pd.read_parquet(project / "data/interim/au_kb.parquet").emotion) == {"disgust", "fear"}
-
-    params["asi"]["mode"] = "fixed"  # the table 5 ablation re-runs the prompts and what uses them only
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    ablation = dvc(project, "repro")
-    assert ablation.stdout.count("Running stage") == 2, ablation.stdout
-    assert "Running stage 'prompts'" in ablation.stdout and "Running stage 'preview'" in ablation.stdout
-    fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
-    assert fixed.prompt.str.startswith("A person with the expression of slight").all()
 
 
 def test_bad_params_stop_the_stage_with_the_key_named(tmp_path: Path) -> None:

@@ -21,6 +21,11 @@ of its measures relative to a neutral reference of the same face:
 ``reference = "population"``
     the median measures over all frames processed. Needs no neutral frame in the clip, but identity
     differences leak into the estimates.
+``reference = "first"``
+    the clip's first detected frame. For clips known to start neutral: a generated clip starts on its
+    identity frame, so the reward audit (:mod:`argen.ard.rewards`) measures the expression a generator
+    added against it. (Each generated clip audited on its own, the clip reference would take the frames
+    nearest the clip's own median, mid-expression ones, as neutral.)
 
 With ``neutral_bounds`` (default on) the reference is then clamped, measure by measure, into the range a
 neutral face can have for the measures whose neutral value does not depend on identity
@@ -206,8 +211,8 @@ class LandmarkAUBackend:
     name = "landmarks"
 
     def __init__(self, reference: str = "clip", smooth_frames: int = 5, neutral_bounds: bool = True) -> None:
-        if reference not in ("clip", "population"):
-            raise ValueError(f"reference must be 'clip' or 'population', got {reference!r}")
+        if reference not in ("clip", "population", "first"):
+            raise ValueError(f"reference must be 'clip', 'population' or 'first', got {reference!r}")
         if smooth_frames not in (1, 3, 5):
             raise ValueError(f"smooth_frames must be 1 (off), 3 or 5, got {smooth_frames}")
         self.reference = reference
@@ -259,6 +264,10 @@ class LandmarkAUBackend:
             calm = order.sort_values("score", kind="stable").groupby("clip_id", sort=False).head(REFERENCE_FRAMES)
             neutral = pd.DataFrame(measures[calm.row.to_numpy()]).groupby(calm.clip_id.to_numpy()).mean()
             reference = neutral.loc[clip_ids].to_numpy()
+        elif self.reference == "first":
+            clip_ids = frames.loc[ok, "clip_id"].to_numpy()
+            first = pd.DataFrame(measures).groupby(clip_ids, sort=False).transform("first")
+            reference = first.to_numpy()
         if self.neutral_bounds:
             reference = reference.copy()
             for name, (low, high) in NEUTRAL_BOUNDS.items():

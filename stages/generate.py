@@ -1,0 +1,110 @@
+"""Stage ``generate`` (Algorithm 1 stage 2): the augmentation set D3.
+
+Reads ``seed``, ``generate``, ``ard`` (the generator and ``ard.policy``: learned, random or fixed), the
+identities and prompts, the trained policy (``models/policy``) and the generator's model. Writes
+``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``ard.n_frames`` frames at ``ard.size``),
+``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
+action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
+``reports/generate/contact_sheet.png``.
+"""
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from argen.ard.augment import choose_pairs, generate_set, pick_actions
+from argen.ard.generator import make_generator
+from argen.ard.policy import ACTIONS, greedy_choices, load_policy
+from argen.ard.preview import contact_sheet
+from argen.ard.state import encode_states
+from argen.errors import InputError, UserError
+from argen.extract import FRAME_COLUMNS, landmarks_of
+from argen.io import read_table, staged_outputs, write_parquet
+from argen.params import Params
+from argen.stage import provenance, run_stage
+
+IDENTITIES = Path("data/interim/identities.parquet")
+IMAGES = Path("data/interim/identities")
+PROMPTS = Path("data/interim/prompts.parquet")
+FRAMES = Path("data/interim/aus.parquet")
+POLICY = Path("models/policy")
+OUT = Path("data/generated")
+REPORTS = Path("reports/generate")
+
+log = logging.getLogger("argen.stages.generate")
+
+
+def main(params: Params) -> None:
+    ard, cfg = params.ard, params.generate
+    identities = read_table(IDENTITIES, ["clip_id", "image_file", *[f"x_{i}" for i in range(68)],
+                                         *[f"y_{i}" for i in range(68)]], "identities").set_index("clip_id")
+    prompts = read_table(PROMPTS, ["identity_id", "emotion", "prompt", "raw_final"], "prompts")
+    prompts = prompts[prompts.identity_id.isin(identities.index)]
+    not_scarce = sorted(set(cfg.per_class) - set(params.decompose.scarce_classes))
+    if not_scarce:
+        log.warning("generate.per_class names %s, not scarce classes (decompose.scarce_classes %s): no prompts, "
+                    "nothing generated for them", not_scarce, params.decompose.scarce_classes)
+    per_class = {e: n for e, n in cfg.per_class.items() if e not in not_scarce}
+    pairs = choose_pairs(prompts, per_class, params.seed)
+    if pairs.empty:
+        raise InputError(f"{PROMPTS}: no prompt for the classes of generate.per_class {per_class}")
+    images, landmarks = {}, {}
+    for identity in sorted(set(pairs.identity_id)):
+        path = IMAGES / identities.loc[identity, "image_file"]
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
+        images[identity], landmarks[identity] = image, landmarks_of(identities.loc[[identity]])[0]
+    learned = None
+    if ard.policy == "learned":
+        model, config = load_policy(POLICY)
+        image_emb, text_emb, encoder = encode_states(ard, [images[i] for i in pairs.identity_id],
+                                                     np.stack([landmarks[i] for i in pairs.identity_id]),
+                                                     pairs.prompt.tolist())
+        if encoder != config.get("encoder"):
+            raise UserError(f"{POLICY} was trained on states from {config.get('encoder')!r}, but the generator "
+                            f"{ard.generator!r} encodes {encoder!r}: re-run the policy stage")
+        learned = greedy_choices(model, image_emb, text_emb)
+    actions = pick_actions(ard.policy, len(pairs), params.seed, ard.fixed_action, learned)
+    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
+    generator = make_generator(ard, frames)
+    with staged_outputs() as out:
+        folder = out.path(OUT)
+        folder.mkdir(parents=True)
+        with tqdm(total=len(pairs), desc="generate", unit="clip") as progress:
+            index = generate_set(pairs, actions, generator, images, landmarks, folder, OUT, ard.n_frames, params.seed,
+                                 cfg.jpeg_quality, ard.policy, progress)
+        if not index.status.str.startswith("ok").any():
+            raise UserError(f"every one of the {len(index)} clips failed; the first: {index.status.iloc[0]}")
+        meta = provenance("generate", params, "generate", "ard", generator=generator.name, policy=ard.policy)
+        write_parquet(index, folder / "index.parquet", metadata=meta)  # inside the staged folder
+        ok = index[index.status.str.startswith("ok")]
+        shown = [(f"{r.emotion} | {r.identity_id} | T{r.T} ({r.a:g},{r.b:g})",
+                  np.stack([cv2.imread(str(folder / r.clip_id / f)) for f in r.frames]))
+                 for r in ok.head(cfg.contact_sheet).itertuples(index=False)]
+        if shown:
+            shown_frames = sorted({int(round(f)) for f in np.linspace(1, ard.n_frames, 4)})
+            contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
+        out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
+    failed = index[~index.status.str.startswith("ok")]
+    log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, ard.policy,
+             len(failed), ok.emotion.value_counts().to_dict())
+    for reason, n in failed.status.value_counts().head(5).items():
+        log.warning("  %d clips %s", n, reason)
+
+
+def summary(index) -> dict:
+    """Metrics: clips per class, failures, actions chosen, model calls."""
+    ok = index[index.status.str.startswith("ok")]
+    return {"clips": len(ok), "failed": int(len(index) - len(ok)), "still": int(ok.status.str.contains("still").sum()),
+            "per_class": {e: int(n) for e, n in ok.emotion.value_counts().sort_index().items()},
+            "actions": {f"{t} ({a:g},{b:g})": int(n) for (t, a, b), n in
+                        ok.groupby(["T", "a", "b"]).size().items()},
+            "mean_model_calls": round(float(ok.model_calls.mean()), 3) if len(ok) else 0.0}
+
+
+if __name__ == "__main__":
+    run_stage(main)

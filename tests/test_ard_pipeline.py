@@ -1,0 +1,87 @@
+"""The ARD stages as a user runs them: dvc repro, an ablation with dvc exp run, dvc metrics diff, a killed
+rewards run that resumes, and the rewards stage sharded over two processes under torchrun (gloo)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BIN, dvc, run
+
+@pytest.fixture
+def project(reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    """The session's reproduced tiny project (shared with test_pipeline.py, which runs after these)."""
+    return reproduced[0]
+
+
+def test_repro_writes_the_table_the_policy_and_the_generated_set(project: Path) -> None:
+    table = pd.read_parquet(project / "data/interim/rewards.parquet")
+    pairs = pd.read_parquet(project / "data/interim/reward_pairs.parquet")
+    assert len(table) == len(pairs) * 12 and (table.status == "ok").all()
+    assert set(pairs.split) == {"train", "val"} and (pairs.groupby("identity_id").split.nunique() == 1).all()
+    assert table[["R_S", "R_Q", "R_F", "R_E", "R_A"]].apply(lambda c: c.between(0, 1).all()).all()
+    assert (table.model_calls == table["T"]).all()  # the motion generator: one denoiser call per step
+    metrics = json.loads((project / "reports/policy/metrics.json").read_text())
+    assert set(metrics["heldout"]) == {"learned", "random", "fixed_T20", "best_fixed", "oracle"}
+    held = metrics["heldout"]
+    assert held["oracle"]["reward"] >= max(v["reward"] for k, v in held.items() if k != "oracle") - 1e-9
+    assert (project / "reports/policy/live/plots/metrics/train/loss.tsv").is_file()
+    index = pd.read_parquet(project / "data/generated/index.parquet")
+    assert index.emotion.value_counts().to_dict() == {"disgust": 3, "surprise": 2, "fear": 2}
+    assert index.status.str.startswith("ok").all() and index.clip_id.is_unique
+    first = index.iloc[0]
+    assert len(list((project / first.frames_dir).glob("*.jpg"))) == first.n_frames == 8
+
+
+def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
+    result = dvc(project, "exp", "run", "-S", "ard.lambda=1")
+    assert "Running stage 'policy'" in result.stdout and "Running stage 'generate'" in result.stdout
+    assert "Running stage 'rewards'" not in result.stdout, result.stdout
+    diff = dvc(project, "metrics", "diff", "--all")
+    assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
+    run(project, "git", "checkout", "-q", "--", ".")
+    dvc(project, "checkout", "-q")
+
+
+def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.Popen([*launcher, "stages/rewards.py"], cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_killed_rewards_run_resumes_from_its_finished_shards(project: Path) -> None:
+    expected = pd.read_parquet(project / "data/interim/rewards.parquet")
+    shards = project / "data/cache/reward_shards"
+    shutil.rmtree(shards)
+    process = reward_run(project, sys.executable)
+    deadline = time.time() + 120
+    while not list(shards.glob("shard_*.parquet")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    kept = {p.name: p.stat().st_mtime_ns for p in shards.glob("shard_*.parquet")}
+    assert 1 <= len(kept) < 5, kept  # killed part-way (9 pairs in 5 shards): some done, not all
+    rerun = run(project, sys.executable, "stages/rewards.py")
+    assert f"{len(kept)} finished before, {5 - len(kept)} to do" in rerun.stderr, rerun.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in shards.glob("shard_*.parquet") if p.name in kept} == kept
+    pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
+
+
+def test_rewards_sharded_over_two_processes_equal_one_process(project: Path) -> None:
+    expected = pd.read_parquet(project / "data/interim/rewards.parquet")
+    shutil.rmtree(project / "data/cache/reward_shards")
+    result = run(project, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                 "stages/rewards.py")
+    todo = {int(rank): int(n) for n, rank in re.findall(r"(\d+) to do on rank (\d)/2", result.stderr)}
+    assert todo == {0: 3, 1: 2}, result.stderr  # 5 shards, every other one per rank
+    pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
