@@ -68,19 +68,19 @@ def test_incomplete_pairs_are_left_out() -> None:
 def test_comparison_on_a_hand_made_table() -> None:
     total = np.zeros((2, 12, 1))
     total[0, :, 0] = np.arange(12)        # pair 0: the last action is best
-    total[1, :, 0] = np.arange(12)[::-1]  # pair 1: the first action is best
+    total[1, :, 0] = 2 * np.arange(12)[::-1]  # pair 1: the first action is best
     calls = np.broadcast_to(np.array([a[0] for a in ACTIONS], float)[None, :, None], total.shape)
     cubes = {"total": total, "model_calls": calls, **{c: total / 100 for c in COMPONENTS}}
     fixed = ACTIONS.index((20, 2.0, 2.0))
     result = compare_policies(cubes, learned=np.array([11, 0]), best_fixed=3, fixed=(20, 2.0, 2.0))
-    assert result.loc["oracle", "reward"] == 11 and result.loc["learned", "reward"] == 11
-    assert result.loc["random", "reward"] == pytest.approx(5.5)
-    assert result.loc["best_fixed", "reward"] == pytest.approx((3 + 8) / 2)
-    assert result.loc["fixed_T20", "reward"] == pytest.approx((fixed + 11 - fixed) / 2)
+    assert result.loc["oracle", "reward"] == 16.5 and result.loc["learned", "reward"] == 16.5
+    assert result.loc["random", "reward"] == pytest.approx((5.5 + 11) / 2)  # the mean over the 12 actions
+    assert result.loc["best_fixed", "reward"] == pytest.approx((3 + 16) / 2)
+    assert result.loc["fixed_T20", "reward"] == pytest.approx((fixed + 2 * (11 - fixed)) / 2)
     assert result.loc["learned", "model_calls"] == pytest.approx((20 + 5) / 2)
-    assert result.loc["learned", "R_S"] == pytest.approx(0.11)
+    assert result.loc["learned", "R_S"] == pytest.approx(0.165)
     diff = paired_difference(cubes, np.array([11, 0]), 3)
-    assert diff["mean"] == pytest.approx(11 - 5.5) and diff["pairs"] == 2
+    assert diff["mean"] == pytest.approx(16.5 - 9.5) and diff["pairs"] == 2
     assert best_fixed_action(total) in range(12)
     one_best = np.zeros((4, 12, 2))
     one_best[:, 7] = 1.0
