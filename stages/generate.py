@@ -6,19 +6,27 @@ identities and prompts, the trained policy (``models/policy``) and the generator
 ``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
 action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
 ``reports/generate/contact_sheet.png``.
+
+Each process generates into ``data/cache/generate/rank_<r>/``; the clips are then moved into place together.
+On several GPUs: ``torchrun --nproc_per_node N stages/generate.py`` (rank r makes clips r, r + N, ...;
+rank 0 assembles them in the single-process order).
 """
 
 import logging
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
+import torch
 from tqdm import tqdm
 
 from argen.ard.augment import choose_pairs, generate_set, pick_actions
 from argen.ard.generator import make_generator
 from argen.ard.policy import ACTIONS, greedy_choices, load_policy
 from argen.ard.preview import contact_sheet
+from argen.ard.reward_table import distributed_rank
 from argen.ard.state import encode_states
 from argen.errors import InputError, UserError
 from argen.extract import FRAME_COLUMNS, landmarks_of
@@ -32,6 +40,7 @@ PROMPTS = Path("data/interim/prompts.parquet")
 FRAMES = Path("data/interim/aus.parquet")
 POLICY = Path("models/policy")
 OUT = Path("data/generated")
+WORK = Path("data/cache/generate")
 REPORTS = Path("reports/generate")
 
 log = logging.getLogger("argen.stages.generate")
@@ -39,6 +48,11 @@ log = logging.getLogger("argen.stages.generate")
 
 def main(params: Params) -> None:
     ard, cfg = params.ard, params.generate
+    rank, world, local_rank = distributed_rank()
+    if world > 1:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else ""
+        ard = ard.model_copy(update={"device": device}) if device else ard
+        torch.distributed.init_process_group("nccl" if device else "gloo")
     identities = read_table(IDENTITIES, ["clip_id", "image_file", *[f"x_{i}" for i in range(68)],
                                          *[f"y_{i}" for i in range(68)]], "identities").set_index("clip_id")
     prompts = read_table(PROMPTS, ["identity_id", "emotion", "prompt", "raw_final"], "prompts")
@@ -71,14 +85,29 @@ def main(params: Params) -> None:
     actions = pick_actions(ard.policy, len(pairs), params.seed, ard.fixed_action, learned)
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
     generator = make_generator(ard, frames)
+    mine = (np.arange(len(pairs)) % world) == rank
+    work = WORK / f"rank_{rank}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    with tqdm(total=int(mine.sum()), desc="generate", unit="clip") as progress:
+        part = generate_set(pairs[mine], actions[mine], generator, images, landmarks, work, OUT, ard.n_frames,
+                            params.seed, cfg.jpeg_quality, ard.policy, progress)
+    write_parquet(part, work / "index.parquet")
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+        if rank != 0:
+            return
+    index = pd.concat([pd.read_parquet(WORK / f"rank_{r}" / "index.parquet") for r in range(world)])
+    index = index.sort_values("number").reset_index(drop=True)
+    if not index.status.str.startswith("ok").any():
+        raise UserError(f"every one of the {len(index)} clips failed; the first: {index.status.iloc[0]}")
     with staged_outputs() as out:
         folder = out.path(OUT)
         folder.mkdir(parents=True)
-        with tqdm(total=len(pairs), desc="generate", unit="clip") as progress:
-            index = generate_set(pairs, actions, generator, images, landmarks, folder, OUT, ard.n_frames, params.seed,
-                                 cfg.jpeg_quality, ard.policy, progress)
-        if not index.status.str.startswith("ok").any():
-            raise UserError(f"every one of the {len(index)} clips failed; the first: {index.status.iloc[0]}")
+        for row in index.itertuples(index=False):
+            if row.n_frames:
+                shutil.move(WORK / f"rank_{row.number % world}" / row.clip_id, folder / row.clip_id)
         meta = provenance("generate", params, "generate", "ard", generator=generator.name, policy=ard.policy)
         write_parquet(index, folder / "index.parquet", metadata=meta)  # inside the staged folder
         ok = index[index.status.str.startswith("ok")]
@@ -89,6 +118,7 @@ def main(params: Params) -> None:
             shown_frames = sorted({int(round(f)) for f in np.linspace(1, ard.n_frames, 4)})
             contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
         out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
+    shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]
     log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, ard.policy,
              len(failed), ok.emotion.value_counts().to_dict())

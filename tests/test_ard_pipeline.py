@@ -85,3 +85,16 @@ def test_rewards_sharded_over_two_processes_equal_one_process(project: Path) -> 
     todo = {int(rank): int(n) for n, rank in re.findall(r"(\d+) to do on rank (\d)/2", result.stderr)}
     assert todo == {0: 3, 1: 2}, result.stderr  # 5 shards, every other one per rank
     pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
+
+
+def test_generate_sharded_over_two_processes_equals_one_process(project: Path) -> None:
+    expected = pd.read_parquet(project / "data/generated/index.parquet")
+    first = expected.iloc[0]
+    frame = (project / first.frames_dir / first.frames[0]).read_bytes()
+    result = run(project, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                 "stages/generate.py")
+    assert "clips generated" in result.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(project / "data/generated/index.parquet"), expected)
+    assert (project / first.frames_dir / first.frames[0]).read_bytes() == frame
+    assert "up to date" in dvc(project, "status", "generate").stdout  # the same bytes as one process made
+    assert not (project / "data/cache/generate").exists()

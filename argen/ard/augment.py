@@ -2,8 +2,8 @@
 
 **Which pairs.** For each scarce emotion, ``generate.per_class[emotion]`` clips. The candidates are every
 identity with a verified prompt of that emotion, in a seeded random order; when more clips are asked for
-than there are identities, the order repeats and the repeats get new seeds (round r uses seed
-``base + 1000 * pair + 100_000 * r``), so no two clips are identical.
+than there are identities, the order repeats and the repeats get new seeds (clip number n of round r
+uses seed ``base + 1000 * n + 100_000 * r``), so no two clips are identical.
 
 **Which action.** ``ard.policy``: ``learned`` takes the argmax of the trained policy for the pair's state
 (line 14), ``random`` draws one of the 12 actions uniformly (seeded), ``fixed`` uses ``ard.fixed_action``.
@@ -41,10 +41,11 @@ def choose_pairs(prompts: pd.DataFrame, per_class: dict[str, int], seed: int) ->
         order = rng.permutation(len(pool))
         for k in range(count):
             row = pool.iloc[order[k % len(pool)]]
-            chosen.append({"identity_id": row.identity_id, "emotion": emotion, "round": k // len(pool),
-                           "prompt": row.prompt, "raw_final": row.raw_final,
+            chosen.append({"number": len(chosen), "identity_id": row.identity_id, "emotion": emotion,
+                           "round": k // len(pool), "prompt": row.prompt, "raw_final": row.raw_final,
                            "subject": row.get("subject", None)})
-    return pd.DataFrame(chosen, columns=["identity_id", "emotion", "round", "prompt", "raw_final", "subject"])
+    return pd.DataFrame(chosen, columns=["number", "identity_id", "emotion", "round", "prompt", "raw_final",
+                                         "subject"])
 
 
 def pick_actions(policy: str, n: int, seed: int, fixed: tuple[int, float, float],
@@ -68,11 +69,11 @@ def generate_set(pairs: pd.DataFrame, actions: np.ndarray, generator: VideoGener
     folder ends up.
     """
     rows = []
-    for k, (pair, action_index) in enumerate(zip(pairs.itertuples(index=False), actions)):
+    for pair, action_index in zip(pairs.itertuples(index=False), actions):
         action = ACTIONS[int(action_index)]
         clip_id = f"gen-{pair.emotion}-{pair.identity_id}-r{pair.round}"
-        seed = base_seed + 1000 * k + 100_000 * int(pair.round)
-        row = {"clip_id": clip_id, "frames_dir": str(index_dir / clip_id), "frames": [], "n_frames": 0,
+        seed = base_seed + 1000 * int(pair.number) + 100_000 * int(pair.round)
+        row = {"number": int(pair.number), "clip_id": clip_id, "frames_dir": str(index_dir / clip_id), "frames": [], "n_frames": 0,
                "label": pair.emotion, "label_id": EMOTION_INDEX[pair.emotion], "split": "train",
                "subject": pair.subject, "identity_id": pair.identity_id, "emotion": pair.emotion,
                "prompt": pair.prompt, "action": int(action_index), "T": action[0], "a": action[1], "b": action[2],
