@@ -136,15 +136,21 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = 112) -> tup
     return crop, moved
 
 
-def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def face_axes(landmarks: np.ndarray, anchor: str = "eyes") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """The face frame of one face's landmarks (68, 2): origin between the eyes, unit axes, inter-ocular distance.
+
+    ``anchor``: the eye centres (``eyes``) or the midpoints of each eye's corners (``canthi``, which stay
+    put when the lids move), as :func:`argen.extract.landmarks.face_frame`.
 
     Returns:
         (origin, x axis from the image-left eye to the image-right eye, y axis perpendicular to it
         pointing down the face, IOD in pixels). A point (u, v) of the face frame, in IOD units, is at
         ``origin + iod * (u * x_axis + v * y_axis)`` in the image.
     """
-    left, right = eye_centres(landmarks)
+    if anchor == "canthi":
+        left, right = landmarks[[36, 39]].mean(axis=0), landmarks[[42, 45]].mean(axis=0)
+    else:
+        left, right = eye_centres(landmarks)
     axis = right - left
     iod = float(np.linalg.norm(axis))
     x_axis = axis / iod

@@ -47,6 +47,7 @@ from argen.extract.landmarks import LandmarkAUBackend, geometric_measures, inten
 from argen.face import FaceAnalyzer
 from argen.io import list_frames
 from argen.params import load_params
+from argen.recognize.metrics import wilson_interval
 
 ACTIVE = 1.5
 AB = [(2.0, 2.0), (3.0, 2.0), (2.0, 3.0)]
@@ -71,12 +72,10 @@ def extract(videos: list[np.ndarray], backend: LandmarkAUBackend) -> list[np.nda
 
 
 def wilson(hits: int, n: int) -> str:
-    if n == 0:
+    interval = wilson_interval(hits, n)
+    if interval is None:
         return "   n/a (n=0)"
-    z, p = 1.959964, hits / n
-    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    low, high = centre - half, centre + half
-    return f"{hits / n:5.2f} [{low:.2f}, {high:.2f}] (n={n})"
+    return f"{hits / n:5.2f} [{interval[0]:.2f}, {interval[1]:.2f}] (n={n})"
 
 
 def demo_inputs(emotions: list[str], limit: int | None) -> list[tuple[str, GenerationInput]]:

@@ -32,9 +32,7 @@ import pandas as pd
 
 from argen.ard.policy import ACTIONS, PolicyNetwork, PolicySettings, greedy_choices, train_policy
 from argen.ard.reward_table import COMPONENTS
-
-#: The 95 % two-sided normal quantile.
-Z95 = 1.959964
+from argen.recognize.metrics import Z95
 
 
 def total_reward(table: pd.DataFrame, lam: float, weight_au: float = 0.0, weight_human: float = 0.0,

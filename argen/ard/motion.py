@@ -61,6 +61,7 @@ from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.errors import UserError
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame
+from argen.face import face_axes
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)
@@ -412,16 +413,7 @@ def sample_motion(model: MotionModel, condition: np.ndarray, steps: int, a: floa
     return motion, record
 
 
-def canthi_similarity(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rotation, centre and IOD of the canthi-anchored face frame of one face's pixel landmarks (68, 2)."""
-    left, right = landmarks[[36, 39]].mean(axis=0), landmarks[[42, 45]].mean(axis=0)
-    axis = right - left
-    iod = float(np.linalg.norm(axis))
-    cos, sin = axis / iod
-    return np.array([[cos, -sin], [sin, cos]]), (left + right) / 2, iod
-
-
 def motion_to_pixels(motion: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Pixel landmarks (M, 68, 2): the identity's landmarks moved by a face-frame motion (M, 68, 2)."""
-    rotation, _, iod = canthi_similarity(landmarks)
-    return landmarks[None] + (motion * iod) @ rotation.T
+    _, x_axis, y_axis, iod = face_axes(landmarks, anchor="canthi")
+    return landmarks[None] + (motion * iod) @ np.stack([x_axis, y_axis])

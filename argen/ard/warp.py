@@ -31,6 +31,7 @@ from argen.ard.render import fit_to_size, render_frames
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame
+from argen.face import face_axes
 
 
 @dataclass
@@ -82,16 +83,6 @@ def onset_curve(n_frames: int, a: float, b: float) -> np.ndarray:
     return betainc(a, b, x)
 
 
-def _similarity_from_face_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Rotation matrix, eye midpoint and inter-ocular distance that map face-frame points back to pixels."""
-    left, right = landmarks[36:42].mean(axis=0), landmarks[42:48].mean(axis=0)
-    axis = right - left
-    iod = float(np.linalg.norm(axis))
-    cos, sin = axis / iod
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    return rotation, (left + right) / 2, iod
-
-
 class WarpGenerator:
     """Animate an identity frame with AU-driven landmark motion (module docstring)."""
 
@@ -104,8 +95,8 @@ class WarpGenerator:
         """Pixel landmarks (n_frames, 68, 2) for AU intensities ``aus`` (0-5) scaled by ``levels``."""
         apex = np.array([aus.get(au, 0.0) for au in INTENSITY_AUS])
         moves = self.model.displacement(levels[:, None] * apex[None, :])
-        rotation, centre, iod = _similarity_from_face_frame(landmarks)
-        return landmarks[None] + (moves * iod) @ rotation.T
+        _, x_axis, y_axis, iod = face_axes(landmarks)
+        return landmarks[None] + (moves * iod) @ np.stack([x_axis, y_axis])
 
     def generate(self, image: np.ndarray, landmarks: np.ndarray, prompt_aus: dict[int, float],
                  action: tuple[int, float, float], seed: int, n_frames: int = 16,
