@@ -20,8 +20,10 @@ from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.face import FaceAnalyzer
 
-#: Height of the label strip above each row of the contact sheet, in pixels.
+#: Height of one line of the label strip above each row of the contact sheet, in pixels, and its font.
 LABEL_HEIGHT = 22
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+FONT_SCALE = 0.45
 
 
 @dataclass(frozen=True)
@@ -85,14 +87,28 @@ def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Pa
     return items
 
 
+def wrap_label(label: str, width: int) -> list[str]:
+    """``label`` broken after commas or bars into lines that fit ``width`` pixels."""
+    lines = [""]
+    for word in label.replace(", ", ",\0").replace(" | ", " |\0").split("\0"):
+        candidate = lines[-1] + (" " if lines[-1] and not lines[-1].endswith(" ") else "") + word.strip()
+        if lines[-1] and cv2.getTextSize(candidate, FONT, FONT_SCALE, 1)[0][0] > width:
+            lines.append(word.strip())
+        else:
+            lines[-1] = candidate
+    return lines
+
+
 def contact_sheet(rows: list[tuple[str, np.ndarray]], frames: list[int], path: Path) -> None:
     """Write a PNG: one labelled row per video (n, H, W, 3) BGR, showing the 1-based ``frames``."""
     tiles = []
     for label, video in rows:
         shown = [video[min(f, len(video)) - 1] for f in frames]
         strip = np.concatenate(shown, axis=1)
-        header = np.full((LABEL_HEIGHT, strip.shape[1], 3), 255, np.uint8)
-        cv2.putText(header, label, (4, LABEL_HEIGHT - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        lines = wrap_label(label, strip.shape[1] - 8)
+        header = np.full((LABEL_HEIGHT * len(lines), strip.shape[1], 3), 255, np.uint8)
+        for k, line in enumerate(lines):
+            cv2.putText(header, line, (4, LABEL_HEIGHT * (k + 1) - 7), FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(np.concatenate([header, strip], axis=0))
     width = max(t.shape[1] for t in tiles)
     tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
