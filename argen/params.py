@@ -388,6 +388,74 @@ class PreviewParams(_Section):
     frames: list[int] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)
 
 
+#: Recognition models (argen.recognize.models.MODEL_NAMES; kept here so params validate without torch).
+RecognitionModel = Literal["Res18_LSTM", "Res18_Transformer", "VGG13_LSTM", "VGG13_Transformer", "DFER_CLIP",
+                           "Landmark_Transformer"]
+Variant = Literal["original", "argen", "oracle"]
+
+
+class TrainingOverride(_Section):
+    """Per-model training settings that replace the ``recognize`` defaults (unset keys keep them)."""
+
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0.0)
+
+
+class RecognizeParams(_Section):
+    """DFER baselines on the original and augmented training split (``recognize:``, paper sec. 4.1-4.2).
+
+    ``models`` x ``variants`` is the ``recognize`` stage's DVC matrix (``dvc.yaml`` reads both lists).
+    Variants change only the training split: ``original`` (the dataset's), ``argen`` (+ the generated set
+    ``data/generated``), ``oracle`` (demo only: + clips rendered by the demo's own renderer for new
+    subjects, as many per class as ``argen`` adds; the ceiling for any generator). ``seeds``: one training
+    run per seed. Video models read ``frames`` frames by segments at ``image_size`` px; ``width`` is the
+    CNNs' first-stage width (64 = the paper's full ResNet-18 / VGG-13; the CPU demo uses 16 at 64 px; the
+    paper's sec. 4.1 uses 224 px, DFEW's own baselines 112); ``hidden`` the temporal heads' width (256, the
+    paper's) and ``geometry_hidden`` the geometry baseline's. SGD with ``momentum`` and ``weight_decay``,
+    learning rate ``lr`` (the paper's 1e-3) on a cosine schedule over ``epochs``; ``overrides`` per model
+    (e.g. the geometry baseline's own epochs and rate). ``flip``: random horizontal flips in training (video
+    models). ``face_crop``: crop every clip to its Haar face box before resizing (datasets not already
+    cropped, e.g. CK+). ``clip_path``: a local CLIP ViT-B/32 (``openai/clip-vit-base-patch32``) for
+    DFER_CLIP, trained with its own recipe's rates ``clip_lrs`` (image encoder, temporal net, prompts).
+    ``bootstrap``: resamples of the test clips for the WAR/UAR intervals. ``workers``: decode processes.
+    """
+
+    models: list[RecognitionModel] = Field(default_factory=lambda: ["Landmark_Transformer", "Res18_LSTM"],
+                                           min_length=1)
+    variants: list[Variant] = Field(default_factory=lambda: ["original", "argen"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    frames: int = Field(16, ge=1, le=64)
+    image_size: int = Field(64, ge=32, le=512)
+    width: int = Field(16, ge=4, le=128)
+    hidden: int = Field(256, ge=8, le=2048)
+    geometry_hidden: int = Field(64, ge=8, le=2048)
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    overrides: dict[RecognitionModel, TrainingOverride] = Field(default_factory=dict)
+    flip: bool = True
+    face_crop: bool = False
+    clip_path: str = "models/clip-vit-base-patch32"
+    clip_lrs: tuple[float, float, float] = (1e-5, 1e-2, 1e-3)
+    bootstrap: int = Field(2000, ge=0)
+    workers: int = Field(2, ge=1, le=64)
+
+    @field_validator("models", "variants", "seeds")
+    @classmethod
+    def _unique(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("entries must be unique")
+        return value
+
+    def training(self, model: str) -> tuple[int, int, float]:
+        """(epochs, batch size, learning rate) of ``model``, its override applied."""
+        override = self.overrides.get(model, TrainingOverride())
+        return (override.epochs or self.epochs, override.batch_size or self.batch_size, override.lr or self.lr)
+
+
 class Params(_Section):
     """The whole ``params.yaml``."""
 
@@ -404,6 +472,7 @@ class Params(_Section):
     preview: PreviewParams = Field(default_factory=PreviewParams)
     rewards: RewardsParams = Field(default_factory=RewardsParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
+    recognize: RecognizeParams = Field(default_factory=RecognizeParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -63,6 +63,9 @@ def tiny_params() -> dict:
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
     params["rewards"].update(frames=3, max_identities=3, shard_pairs=2, workers=1)
     params["generate"].update(per_class={"surprise": 2, "disgust": 3, "fear": 2}, contact_sheet=2)
+    params["recognize"].update(variants=["original", "argen", "oracle"], image_size=32, width=4, hidden=16,
+                               geometry_hidden=16, epochs=1, bootstrap=50,
+                               overrides={"Landmark_Transformer": {"epochs": 3, "lr": 0.01}})
     return params
 
 

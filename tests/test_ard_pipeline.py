@@ -43,10 +43,55 @@ def test_repro_writes_the_table_the_policy_and_the_generated_set(project: Path) 
     assert len(list((project / first.frames_dir).glob("*.jpg"))) == first.n_frames == 8
 
 
+RUNS = [f"{m}-{v}" for m in ("Landmark_Transformer", "Res18_LSTM") for v in ("original", "argen", "oracle")]
+
+
+def test_repro_trains_the_recognisers_on_each_training_split_and_tables_them(project: Path) -> None:
+    clips = pd.read_parquet(project / "data/interim/clips.parquet")
+    n_train, n_test = int((clips.split == "train").sum()), int((clips.split == "test").sum())
+    added = {"disgust": 3, "fear": 2, "surprise": 2}
+    oracle = pd.read_parquet(project / "data/oracle/index.parquet")
+    assert oracle.emotion.value_counts().to_dict() == added and oracle.subject.str.startswith("O").all()
+    assert not set(oracle.subject) & set(clips.subject)  # new subjects
+    for run_name in RUNS:
+        metrics = json.loads((project / f"reports/recognize/{run_name}/metrics.json").read_text())
+        variant = run_name.split("-")[1]
+        assert metrics["test_clips"] == n_test and sum(metrics["support"].values()) == n_test
+        assert metrics["added_clips"] == ({} if variant == "original" else added)
+        assert metrics["train_clips"] == n_train + (0 if variant == "original" else 7)
+        assert 0 <= metrics["WAR"] <= 1 and 0 <= metrics["UAR"] <= 1
+        for name in ("AR-SU", "AR-DI", "AR-FE"):
+            if metrics["support"][name]:
+                low, high = metrics["per_seed"][0][name]["ci"]
+                assert low <= metrics[name] <= high
+            else:
+                assert metrics[name] is None  # no support: not a silent 0
+        predictions = pd.read_csv(project / f"reports/recognize/{run_name}/predictions.csv")
+        assert len(predictions) == n_test and set(predictions.clip_id) == set(clips.clip_id[clips.split == "test"])
+        assert (project / f"reports/recognize/{run_name}/confusion.png").stat().st_size > 0
+        assert (project / f"models/recognize/{run_name}/seed_0.safetensors").is_file()
+    table = (project / "reports/recognition/table.md").read_text()
+    for run_name in RUNS:
+        model, variant = run_name.split("-")
+        assert f"| {model} | {variant} |" in table
+    deltas = pd.read_csv(project / "reports/recognition/deltas.csv")
+    assert sorted(zip(deltas.model, deltas.variant)) == sorted(
+        (m, v) for m in ("Landmark_Transformer", "Res18_LSTM") for v in ("argen", "oracle"))
+    judge = pd.read_csv(project / "reports/recognition/judge.csv")
+    assert set(judge.set) == {"argen", "oracle"} and set(judge.emotion) == set(added)
+    assert (judge.groupby(["model", "set"]).clips.sum() == 7).all() and judge.share.between(0, 1).all()
+    summary = json.loads((project / "reports/recognition/metrics.json").read_text())
+    assert set(summary["Landmark_Transformer"]) >= {"original", "argen", "delta_argen", "judge_argen"}
+
+
 def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
     result = dvc(project, "exp", "run", "-S", "ard.lambda=1")
     assert "Running stage 'policy'" in result.stdout and "Running stage 'generate'" in result.stdout
     assert "Running stage 'rewards'" not in result.stdout, result.stdout
+    # only the training splits the generated set is part of are trained again
+    assert ("Running stage 'tracks@argen'" in result.stdout) == ("Running stage 'recognize@Res18_LSTM-argen'"
+                                                                 in result.stdout), result.stdout
+    assert "Running stage 'recognize@Res18_LSTM-original'" not in result.stdout, result.stdout
     diff = dvc(project, "metrics", "diff", "--all")
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
     run(project, "git", "checkout", "-q", "--", ".")

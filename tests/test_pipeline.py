@@ -54,7 +54,8 @@ def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path,
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ablation = dvc(project, "repro")
     ran = {line.split("'")[1] for line in ablation.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"prompts", "preview", "rewards", "policy", "generate"}, ablation.stdout
+    assert ran == {"prompts", "preview", "rewards", "policy", "generate", "oracle", "tracks@argen", "recognition",
+                   "recognize@Landmark_Transformer-argen", "recognize@Res18_LSTM-argen"}, ablation.stdout
     fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
     assert fixed.prompt.str.startswith("A person with the expression of slight").all()
 

@@ -9,8 +9,10 @@ fork taken while OpenCV's or dlib's threads hold a lock can hang the child.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
+import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -170,24 +172,52 @@ def _process_in_worker(job: ClipJob) -> tuple[pd.DataFrame | None, list[tuple[st
     return process_clip(job, _worker_backend)
 
 
-def extract(chosen: pd.DataFrame, params: ExtractAUsParams) -> tuple[pd.DataFrame, pd.DataFrame]:
+def cache_tag(params: ExtractAUsParams) -> str:
+    """What a cached clip result depends on: the backend's settings and the extraction code."""
+    digest = hashlib.sha1(params.model_dump_json(exclude={"splits", "sample_per_class", "workers"}).encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).parents[1] / "face.py"]:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | None = None
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the backend over the chosen clips on ``params.workers`` processes.
+
+    Args:
+        cache_dir: keep each clip's result (before the backend's ``finalize``, which sees all clips
+            together) under this folder, keyed by ``chosen.content_key`` and :func:`cache_tag`, and reuse it:
+            a clip is processed once whatever set or fold it appears in.
 
     Returns:
         (per-frame rows of every processed clip in clip order, skipped items with reasons).
     """
     backend = make_backend(params)  # fail fast (missing OpenFace binary or CSV folder) before forking
     jobs = [ClipJob(r.clip_id, r.frames_dir, tuple(r.frames)) for r in chosen.itertuples()]
-    parts, skips = [], []
-    progress = dict(total=len(jobs), desc=f"extracting AUs ({params.backend})", unit="clip")
-    if params.workers == 1:
-        results = (process_clip(job, backend) for job in jobs)
-        outcomes = list(tqdm(results, **progress))
+    cached = [None] * len(jobs)
+    if cache_dir is not None:
+        folder = cache_dir / cache_tag(params)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = [folder / f"{key}.pkl" for key in chosen.content_key]
+        cached = [pd.read_pickle(f) if f.is_file() else None for f in files]
+    todo = [k for k, outcome in enumerate(cached) if outcome is None]
+    progress = dict(total=len(todo), desc=f"extracting AUs ({params.backend})", unit="clip")
+    if len(jobs) > len(todo):
+        log.info("%d of %d clips found in the extraction cache", len(jobs) - len(todo), len(jobs))
+    if params.workers == 1 or len(todo) <= 1:
+        fresh = list(tqdm((process_clip(jobs[k], backend) for k in todo), **progress))
     else:
         with ProcessPoolExecutor(max_workers=params.workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=(params,)) as pool:
-            outcomes = list(tqdm(pool.map(_process_in_worker, jobs, chunksize=4), **progress))
-    for rows, clip_skips in outcomes:
+            fresh = list(tqdm(pool.map(_process_in_worker, [jobs[k] for k in todo], chunksize=4), **progress))
+    for k, outcome in zip(todo, fresh):
+        cached[k] = outcome
+        if cache_dir is not None:
+            tmp = files[k].with_name(f".{files[k].name}.{os.getpid()}.tmp")
+            pd.to_pickle(outcome, tmp)
+            os.replace(tmp, files[k])
+    parts, skips = [], []
+    for rows, clip_skips in cached:
         skips.extend(clip_skips)
         if rows is not None:
             parts.append(rows)

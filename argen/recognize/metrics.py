@@ -121,3 +121,59 @@ def paired_difference(first: list[float], second: list[float], level: float = 0.
         return {"mean": mean, "low": float("nan"), "high": float("nan"), "pairs": 1}
     half = float(stats.t.ppf(0.5 + level / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
     return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": int(diff.size)}
+
+
+def paper_name(emotion: str) -> str:
+    """The paper's name of a class recall: AR-SU (surprise), AR-DI (disgust), AR-FE (fear), AR-HA ..."""
+    return f"AR-{emotion[:2].upper()}"
+
+
+def run_metrics(truth: np.ndarray, predicted: np.ndarray, names: list[str], resamples: int = 2000,
+                seed: int = 0) -> dict:
+    """One test run's figures: WAR and UAR with bootstrap intervals, and every class's recall under its
+    paper name (:func:`paper_name`) with support, hits and Wilson interval (recall None: no support)."""
+    matrix = confusion_matrix(truth, predicted, len(names))
+    war, uar, classes = war_uar(matrix)
+    intervals = bootstrap_intervals(truth, predicted, len(names), resamples, seed) if resamples else \
+        {"WAR": None, "UAR": None}
+    out = {"WAR": war, "WAR_ci": intervals["WAR"], "UAR": uar, "UAR_ci": intervals["UAR"],
+           "UAR_classes": classes, "test_clips": int(matrix.sum())}
+    for recall in class_recalls(matrix, names):
+        out[paper_name(recall.name)] = {"recall": recall.recall, "support": recall.support, "hits": recall.correct,
+                                        "ci": recall.interval}
+    out["confusion"] = matrix.tolist()
+    return out
+
+
+def paired_bootstrap(truth: np.ndarray, first: np.ndarray, second: np.ndarray, n_classes: int,
+                     resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, dict[str, float]]:
+    """second - first on the same test clips: WAR, UAR and each class's recall, with a percentile interval
+    from resampling the clips (both predictions resampled together, so the pairing is kept).
+
+    A class without support in a resample is left out of that resample's recall difference.
+    """
+    truth, first, second = (np.asarray(v, int) for v in (truth, first, second))
+    rng = np.random.default_rng(seed)
+
+    def figures(pick: np.ndarray) -> np.ndarray:
+        rows = []
+        for predicted in (first, second):
+            matrix = confusion_matrix(truth[pick], predicted[pick], n_classes)
+            war, uar, _ = war_uar(matrix)
+            support = matrix.sum(axis=1)
+            recall = np.where(support > 0, np.diag(matrix) / np.maximum(support, 1), np.nan)
+            rows.append(np.concatenate([[war, uar], recall]))
+        return rows[1] - rows[0]
+
+    point = figures(np.arange(truth.size))
+    draws = np.stack([figures(rng.integers(0, truth.size, truth.size)) for _ in range(resamples)]) if resamples \
+        else np.full((1, point.size), np.nan)
+    tail = (1 - level) / 2 * 100
+    keys = ["WAR", "UAR", *[str(k) for k in range(n_classes)]]
+    out = {}
+    for j, key in enumerate(keys):
+        finite = draws[:, j][np.isfinite(draws[:, j])]
+        low, high = (float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))) if finite.size \
+            else (float("nan"), float("nan"))
+        out[key] = {"mean": float(point[j]), "low": low, "high": high}
+    return out

@@ -1,0 +1,149 @@
+"""The recognition evidence run: one DVC experiment per fold, pooled into one table.
+
+``configs/evidence.yaml`` holds the configuration (a demo large enough for >= 30 test clips of every scarce
+class pooled over five folds, three seeds, the oracle control). Usage::
+
+    python -m argen.recognize.evidence queue          # dvc exp run --queue, one experiment per fold
+    ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1  # run them; the cache is shared across experiments
+    dvc queue status                                  # until every experiment has succeeded
+    python -m argen.recognize.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
+
+Each experiment re-runs ARGen on its fold's training split, so no identity frame or generated clip comes
+from that fold's test clips. ``table`` finds the finished experiments by name (``<name>-fold<k>``) among
+the repository's experiment refs, reads each one's predictions from its commit, and pools them with
+:mod:`argen.recognize.summary`: WAR, UAR and recalls over all folds' test clips (every clip of the dataset
+once), mean ± sd over the 15 runs, paired differences over (fold, seed), and ARGen's share of the
+oracle's gain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from argen.emotions import EMOTIONS
+from argen.errors import UserError
+from argen.io import staged_outputs
+from argen.params import validate_params
+from argen.recognize.metrics import paper_name
+from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
+
+CONFIG = Path("configs/evidence.yaml")
+OUT = Path("reports/evidence")
+
+log = logging.getLogger("argen.recognize.evidence")
+
+
+def read_config(path: Path = CONFIG) -> dict:
+    """The evidence configuration: ``name``, ``folds`` and the ``set`` overrides."""
+    if not path.is_file():
+        raise UserError(f"{path}: not found (run from the project root)")
+    config = yaml.safe_load(path.read_text())
+    for key in ("name", "folds", "set"):
+        if key not in (config or {}):
+            raise UserError(f"{path}: missing key {key!r}")
+    return config
+
+
+def _yaml_value(value: object) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
+
+
+def queue_commands(config: dict) -> list[list[str]]:
+    """One ``dvc exp run --queue`` command per fold, with the configuration's overrides."""
+    commands = []
+    for fold in config["folds"]:
+        command = ["dvc", "exp", "run", "--queue", "-n", f"{config['name']}-fold{fold}", "-S", f"data.fold={fold}"]
+        for key, value in config["set"].items():
+            command += ["-S", f"{key}={_yaml_value(value)}"]
+        commands.append(command)
+    return commands
+
+
+def experiment_revisions(name: str) -> dict[str, str]:
+    """Experiment name -> commit of every experiment ref whose name starts with ``name``."""
+    refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    found = {}
+    for line in filter(None, refs):
+        ref, commit = line.split()
+        exp = ref.rsplit("/", 1)[-1]
+        if exp.startswith(f"{name}-fold"):
+            found[exp] = commit
+    return found
+
+
+def _show(commit: str, path: str) -> str:
+    result = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True)
+    if result.returncode:
+        raise UserError(f"experiment {commit[:7]} has no {path}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """Every run's predictions of every experiment, with model, variant and fold; and the params of the first."""
+    parts, params = [], None
+    for exp, commit in sorted(revisions.items()):
+        params = validate_params(yaml.safe_load(_show(commit, "params.yaml")), f"{exp}:params.yaml")
+        for model in params.recognize.models:
+            for variant in params.recognize.variants:
+                table = pd.read_csv(io.StringIO(_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")))
+                parts.append(table[["clip_id", "seed", "label", "predicted"]].assign(
+                    model=model, variant=variant, fold=params.data.fold))
+    return pd.concat(parts, ignore_index=True), params
+
+
+def evidence_table(config: dict, resamples: int = 2000) -> str:
+    """Pool the finished experiments into ``reports/evidence/`` and return the Markdown."""
+    revisions = experiment_revisions(config["name"])
+    if not revisions:
+        raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
+                        f"queue them with: python -m argen.recognize.evidence queue)")
+    predictions, params = collect_predictions(revisions)
+    classes = list(EMOTIONS)
+    table = summary_table(predictions, classes, resamples)
+    deltas = delta_table(predictions, classes, resamples)
+    shares = oracle_shares(deltas, figure_names(classes))
+    shown = ["WAR", "UAR", *[paper_name(c) for c in params.decompose.scarce_classes]]
+    folds = sorted(predictions.fold.unique())
+    source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {params.recognize.seeds}; "
+              f"experiments {', '.join(sorted(revisions))}")
+    text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source)
+    with staged_outputs() as out:
+        out.path(OUT / "table.md").write_text(text)
+        table.to_csv(out.path(OUT / "table.csv"), index=False, float_format="%.6g")
+        deltas.to_csv(out.path(OUT / "deltas.csv"), index=False, float_format="%.6g")
+        out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["queue", "table", "commands"])
+    parser.add_argument("--config", type=Path, default=CONFIG)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = read_config(args.config)
+        if args.action == "table":
+            print(evidence_table(config))
+            return
+        for command in queue_commands(config):
+            print(" ".join(f"'{c}'" if any(ch in c for ch in " [{,") else c for c in command))
+            if args.action == "queue":
+                subprocess.run(command, check=True)
+    except (UserError, subprocess.CalledProcessError) as err:
+        log.error("%s", err)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

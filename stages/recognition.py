@@ -1,0 +1,121 @@
+"""Stage ``recognition``: the table of every recognize run (paper table 2) and the recogniser as a judge.
+
+Reads ``recognize`` (models, variants), ``data.fold``, ``decompose.scarce_classes``, every run's
+``reports/recognize/<model>-<variant>/predictions.csv``, the ``original`` runs' weights
+(``models/recognize/<model>-original``) and the generated sets (``data/interim/tracks``). Writes
+``reports/recognition/``:
+
+* ``table.md``: the table in the paper's shape with intervals and support, the differences against
+  ``original`` with their intervals, ARGen's share of the oracle's gain (when the oracle ran), and the judge;
+* ``table.csv`` (one row per model and variant), ``deltas.csv`` (one row per model and added variant),
+  ``judge.csv`` (per model, set and emotion: share of generated clips classified as their target);
+* ``metrics.json``: the headline figures for ``dvc metrics diff``.
+
+See :mod:`argen.recognize.summary` for what each figure is.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from argen.emotions import EMOTIONS
+from argen.errors import InputError
+from argen.extract import FRAME_COLUMNS
+from argen.io import read_table, staged_outputs
+from argen.params import Params
+from argen.recognize.judge import judge_set
+from argen.recognize.metrics import paper_name
+from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
+from argen.stage import run_stage
+
+RUNS = Path("reports/recognize")
+MODELS = Path("models/recognize")
+TRACKS = Path("data/interim/tracks")
+OUT = Path("reports/recognition")
+
+log = logging.getLogger("argen.stages.recognition")
+
+
+def read_predictions(params: Params) -> pd.DataFrame:
+    """Every run's test predictions with its model, variant and fold."""
+    parts = []
+    for model in params.recognize.models:
+        for variant in params.recognize.variants:
+            path = RUNS / f"{model}-{variant}" / "predictions.csv"
+            if not path.is_file():
+                raise InputError(f"{path}: missing (run recognize@{model}-{variant} first: dvc repro)")
+            table = pd.read_csv(path)
+            missing = {"clip_id", "seed", "label", "predicted"} - set(table.columns)
+            if missing:
+                raise InputError(f"{path}: columns {sorted(missing)} missing (re-run recognize@{model}-{variant})")
+            parts.append(table[["clip_id", "seed", "label", "predicted"]].assign(
+                model=model, variant=variant, fold=params.data.fold))
+    return pd.concat(parts, ignore_index=True)
+
+
+def judge(params: Params) -> pd.DataFrame:
+    """Per model trained on ``original`` and per added set: the share of its clips classified as their target."""
+    parts = []
+    for variant in [v for v in params.recognize.variants if v != "original"]:
+        table = read_table(TRACKS / f"{variant}.parquet", ["clip_id", "frames_dir", "frames", "label",
+                                                            "content_key"], f"tracks@{variant}")
+        rows = read_table(TRACKS / f"{variant}_frames.parquet", FRAME_COLUMNS, f"tracks@{variant}")
+        for model in params.recognize.models:
+            shares = judge_set(MODELS / f"{model}-original", table, rows)
+            parts.append(shares.assign(model=model, set=variant))
+    columns = ["model", "set", "emotion", "clips", "hits", "share", "low", "high", "most_confused_with"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def judge_markdown(judged: pd.DataFrame) -> str:
+    if judged.empty:
+        return ""
+    lines = ["", "The recogniser as a judge: share of each added set's clips that the model trained on the "
+             "original split classifies as their target emotion (mean over seeds, 95 % Wilson interval).", "",
+             "| model | set | emotion | clips | classified as target | most often taken for |", "|---|---|---|---|---|---|"]
+    for r in judged.itertuples(index=False):
+        lines.append(f"| {r.model} | {r.set} | {r.emotion} | {r.clips} | {100 * r.share:.1f} "
+                     f"[{100 * r.low:.1f}, {100 * r.high:.1f}] | {r.most_confused_with} |")
+    return "\n".join(lines) + "\n"
+
+
+def headline(table: pd.DataFrame, deltas: pd.DataFrame, judged: pd.DataFrame, shown: list[str]) -> dict:
+    """metrics.json: per model and variant the pooled figures, per added variant the differences."""
+    out: dict = {}
+    for row in table.to_dict("records"):
+        out.setdefault(row["model"], {})[row["variant"]] = {n: _rounded(row[n]) for n in shown}
+    for row in deltas.to_dict("records"):
+        out[row["model"]][f"delta_{row['variant']}"] = {n: _rounded(row[f"d_{n}"]) for n in shown}
+    for (model, name), rows in judged.groupby(["model", "set"]):
+        out[model][f"judge_{name}"] = {r.emotion: _rounded(r.share) for r in rows.itertuples()}
+    return out
+
+
+def _rounded(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+
+
+def main(params: Params) -> None:
+    cfg = params.recognize
+    predictions = read_predictions(params)
+    classes = list(EMOTIONS)
+    table = summary_table(predictions, classes, cfg.bootstrap, params.seed)
+    deltas = delta_table(predictions, classes, cfg.bootstrap, params.seed)
+    shares = oracle_shares(deltas, figure_names(classes))
+    shown = ["WAR", "UAR", *[paper_name(c) for c in params.decompose.scarce_classes]]
+    judged = judge(params)
+    source = f"{params.data.source}, fold {params.data.fold}, seeds {cfg.seeds}"
+    text = "# Recognition\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
+    with staged_outputs() as out:
+        out.path(OUT / "table.md").write_text(text)
+        table.to_csv(out.path(OUT / "table.csv"), index=False, float_format="%.6g")
+        deltas.to_csv(out.path(OUT / "deltas.csv"), index=False, float_format="%.6g")
+        judged.to_csv(out.path(OUT / "judge.csv"), index=False, float_format="%.6g")
+        out.json(headline(table, deltas, judged, shown), OUT / "metrics.json")
+    log.info("recognition table:\n%s", text)
+
+
+if __name__ == "__main__":
+    run_stage(main)
