@@ -28,6 +28,11 @@ def test_shipped_params_are_valid() -> None:
     ({"decompose": {"scarce_classes": []}}, "'decompose.scarce_classes': List should have at least 1 item"),
     ({"demo": {"class_fractions": {"happy": 1.0}}}, "needs a fraction for every emotion; missing sad"),
     ({"demo": {"image_size": 32}}, "'demo.image_size': Input should be greater than or equal to 96"),
+    ({"recognize": {"models": ["Res50_LSTM"]}},
+     "'recognize.models.0': Input should be 'Res18_LSTM', 'Res18_Transformer', 'VGG13_LSTM', 'VGG13_Transformer', "
+     "'DFER_CLIP' or 'Landmark_Transformer'"),
+    ({"recognize": {"variants": ["original", "original"]}}, "'recognize.variants': Value error, entries must be unique"),
+    ({"recognize": {"overrides": {"Res18_LSTM": {"epoch": 3}}}}, "unknown key 'recognize.overrides.Res18_LSTM.epoch'"),
     ({"ard": {"lambda": -1}}, "'ard.lambda': Input should be greater than or equal to 0"),
     ({"ard": {"top_k": 5}}, "top_k (5) must not exceed candidates (4)"),
     ({"ard": {"fixed_action": [20, 3, 3]}}, "fixed_action [20, 3.0, 3.0] is not in the action space"),
@@ -60,3 +65,12 @@ def test_missing_and_malformed_files(tmp_path) -> None:
     bad.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ParamsError, match="top level must be a mapping"):
         load_params(bad)
+
+
+def test_recognition_model_names_match_the_registry() -> None:
+    from typing import get_args
+
+    from argen.params import RecognitionModel
+    from argen.recognize.models import MODEL_NAMES
+
+    assert get_args(RecognitionModel) == MODEL_NAMES

@@ -214,3 +214,26 @@ def test_variants_tested_on_different_clips_are_refused() -> None:
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ARGEN_CACHE", str(tmp_path))
     assert clip_module.cache_root() == tmp_path / "recognition"
+
+
+def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path, monkeypatch) -> None:
+    from skimage import data
+
+    from argen.params import Params
+    from stages.tracks import build_tracks
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARGEN_CACHE", str(tmp_path / "cache"))
+    face = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (128, 128))
+    good = clip_table(tmp_path / "data/generated", "gen-fear-1", "fear", [face, face], "argen")
+    bad = clip_table(tmp_path / "data/generated", "gen-fear-2", "fear", [face, face], "argen")
+    for frame in Path(bad["frames_dir"]).iterdir():
+        frame.write_bytes(b"\xff\xd8\xff broken")
+    index = pd.DataFrame([good, bad]).drop(columns=["set", "content_key"]).assign(status="ok")
+    index.to_parquet(tmp_path / "data/generated/index.parquet")
+    table, frames, skips = build_tracks("argen", Params(extract_aus={"workers": 1}))
+    assert table.clip_id.tolist() == ["gen-fear-1"] and table.n_usable.tolist() == [2]
+    assert set(frames.clip_id) == {"gen-fear-1"}
+    reasons = dict(zip(skips.item, skips.reason))
+    assert reasons["gen-fear-2"] == "no usable frame"
+    assert sum(item.startswith("gen-fear-2/") for item in reasons) == 2  # each frame with the decoder's reason
