@@ -25,7 +25,7 @@ from argen.errors import InputError
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
-from argen.recognize.judge import judge_set
+from argen.recognize.judge import judge_markdown, judge_set
 from argen.recognize.metrics import paper_name
 from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
 from argen.stage import run_stage
@@ -46,7 +46,7 @@ def read_predictions(params: Params) -> pd.DataFrame:
             path = RUNS / f"{model}-{variant}" / "predictions.csv"
             if not path.is_file():
                 raise InputError(f"{path}: missing (run recognize@{model}-{variant} first: dvc repro)")
-            table = pd.read_csv(path)
+            table = pd.read_csv(path, dtype={"clip_id": str})
             missing = {"clip_id", "seed", "label", "predicted"} - set(table.columns)
             if missing:
                 raise InputError(f"{path}: columns {sorted(missing)} missing (re-run recognize@{model}-{variant})")
@@ -67,18 +67,6 @@ def judge(params: Params) -> pd.DataFrame:
             parts.append(shares.assign(model=model, set=variant))
     columns = ["model", "set", "emotion", "clips", "hits", "share", "low", "high", "most_confused_with"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
-
-
-def judge_markdown(judged: pd.DataFrame) -> str:
-    if judged.empty:
-        return ""
-    lines = ["", "The recogniser as a judge: share of each added set's clips that the model trained on the "
-             "original split classifies as their target emotion (mean over seeds, 95 % Wilson interval).", "",
-             "| model | set | emotion | clips | classified as target | most often taken for |", "|---|---|---|---|---|---|"]
-    for r in judged.itertuples(index=False):
-        lines.append(f"| {r.model} | {r.set} | {r.emotion} | {r.clips} | {100 * r.share:.1f} "
-                     f"[{100 * r.low:.1f}, {100 * r.high:.1f}] | {r.most_confused_with} |")
-    return "\n".join(lines) + "\n"
 
 
 def headline(table: pd.DataFrame, deltas: pd.DataFrame, judged: pd.DataFrame, shown: list[str]) -> dict:

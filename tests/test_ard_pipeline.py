@@ -66,7 +66,7 @@ def test_repro_trains_the_recognisers_on_each_training_split_and_tables_them(pro
                 assert low <= metrics[name] <= high
             else:
                 assert metrics[name] is None  # no support: not a silent 0
-        predictions = pd.read_csv(project / f"reports/recognize/{run_name}/predictions.csv")
+        predictions = pd.read_csv(project / f"reports/recognize/{run_name}/predictions.csv", dtype={"clip_id": str})
         assert len(predictions) == n_test and set(predictions.clip_id) == set(clips.clip_id[clips.split == "test"])
         assert (project / f"reports/recognize/{run_name}/confusion.png").stat().st_size > 0
         assert (project / f"models/recognize/{run_name}/seed_0.safetensors").is_file()
@@ -82,6 +82,22 @@ def test_repro_trains_the_recognisers_on_each_training_split_and_tables_them(pro
     assert (judge.groupby(["model", "set"]).clips.sum() == 7).all() and judge.share.between(0, 1).all()
     summary = json.loads((project / "reports/recognition/metrics.json").read_text())
     assert set(summary["Landmark_Transformer"]) >= {"original", "argen", "delta_argen", "judge_argen"}
+
+
+def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
+    dvc(project, "exp", "run", "-n", "ev-fold1")  # params as committed: nothing re-runs
+    (project / "ev.yaml").write_text("name: ev\nfolds: [1]\nset: {}\n")
+    run(project, sys.executable, "-m", "argen.recognize.evidence", "table", "--config", "ev.yaml")
+    table = pd.read_csv(project / "reports/evidence/table.csv")
+    assert sorted(zip(table.model, table.variant)) == sorted(tuple(r.split("-")) for r in RUNS)
+    assert (table.folds == 1).all() and (table.seeds == 1).all()
+    one = json.loads((project / "reports/recognize/Res18_LSTM-argen/metrics.json").read_text())
+    row = table[(table.model == "Res18_LSTM") & (table.variant == "argen")].iloc[0]
+    assert row["UAR"] == pytest.approx(one["UAR"], abs=1e-4)  # pooling one run gives that run
+    judged = pd.read_csv(project / "reports/evidence/judge.csv")
+    assert set(judged.set) == {"argen", "oracle"}
+    (project / "ev.yaml").unlink()
+    shutil.rmtree(project / "reports/evidence")
 
 
 def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:

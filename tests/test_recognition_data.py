@@ -237,3 +237,16 @@ def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path
     reasons = dict(zip(skips.item, skips.reason))
     assert reasons["gen-fear-2"] == "no usable frame"
     assert sum(item.startswith("gen-fear-2/") for item in reasons) == 2  # each frame with the decoder's reason
+
+
+def test_evidence_queue_commands_carry_the_fold_and_every_override() -> None:
+    from argen.recognize.evidence import queue_commands, read_config
+    from tests.conftest import ROOT
+
+    config = read_config(ROOT / "configs/evidence.yaml")
+    commands = queue_commands(config)
+    assert [c[c.index("-n") + 1] for c in commands] == [f"evidence-fold{k}" for k in range(1, 6)]
+    first = commands[0]
+    overrides = [first[k + 1] for k, part in enumerate(first) if part == "-S"]
+    assert overrides[0] == "data.fold=1" and "recognize.seeds=[0, 1, 2]" in overrides
+    assert "recognize.variants=[original, argen, oracle]" in overrides and "demo.n_clips=3000" in overrides

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import logging
 import subprocess
 import sys
@@ -33,7 +32,8 @@ from argen.emotions import EMOTIONS
 from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.params import validate_params
-from argen.recognize.metrics import paper_name
+from argen.recognize.judge import judge_markdown
+from argen.recognize.metrics import paper_name, wilson_interval
 from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
 
 CONFIG = Path("configs/evidence.yaml")
@@ -95,10 +95,25 @@ def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
         params = validate_params(yaml.safe_load(_show(commit, "params.yaml")), f"{exp}:params.yaml")
         for model in params.recognize.models:
             for variant in params.recognize.variants:
-                table = pd.read_csv(io.StringIO(_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")))
+                table = pd.read_csv(io.StringIO(_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")),
+                                    dtype={"clip_id": str})
                 parts.append(table[["clip_id", "seed", "label", "predicted"]].assign(
                     model=model, variant=variant, fold=params.data.fold))
     return pd.concat(parts, ignore_index=True), params
+
+
+def pooled_judge(revisions: dict[str, str]) -> pd.DataFrame:
+    """The judge's shares pooled over the experiments: hits and clips summed per model, set and emotion."""
+    parts = [pd.read_csv(io.StringIO(_show(commit, "reports/recognition/judge.csv"))) for commit in revisions.values()]
+    judged = pd.concat(parts, ignore_index=True)
+    if judged.empty:
+        return judged
+    pooled = judged.groupby(["model", "set", "emotion"], sort=False)[["clips", "hits"]].sum().reset_index()
+    pooled["share"] = pooled.hits / pooled.clips
+    intervals = [wilson_interval(int(round(h)), int(n)) for h, n in zip(pooled.hits, pooled.clips)]
+    pooled["low"], pooled["high"] = [i[0] for i in intervals], [i[1] for i in intervals]
+    pooled["most_confused_with"] = ""
+    return pooled
 
 
 def evidence_table(config: dict, resamples: int = 2000) -> str:
@@ -116,11 +131,13 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
     folds = sorted(predictions.fold.unique())
     source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {params.recognize.seeds}; "
               f"experiments {', '.join(sorted(revisions))}")
-    text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source)
+    judged = pooled_judge(revisions)
+    text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
     with staged_outputs() as out:
         out.path(OUT / "table.md").write_text(text)
         table.to_csv(out.path(OUT / "table.csv"), index=False, float_format="%.6g")
         deltas.to_csv(out.path(OUT / "deltas.csv"), index=False, float_format="%.6g")
+        judged.to_csv(out.path(OUT / "judge.csv"), index=False, float_format="%.6g")
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
 

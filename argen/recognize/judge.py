@@ -72,3 +72,16 @@ def judge_set(model_dir: Path, table: pd.DataFrame, frame_rows: pd.DataFrame) ->
         rows.append({"emotion": emotion, "clips": n, "hits": hits, "share": hits / n, "low": low, "high": high,
                      "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
     return pd.DataFrame(rows)
+
+
+def judge_markdown(judged: pd.DataFrame) -> str:
+    """The judge's shares as a Markdown table (empty when nothing was judged)."""
+    if judged.empty:
+        return ""
+    lines = ["", "The recogniser as a judge: share of each added set's clips that the model trained on the "
+             "original split classifies as their target emotion (mean over seeds, 95 % Wilson interval).", "",
+             "| model | set | emotion | clips | classified as target | most often taken for |", "|---|---|---|---|---|---|"]
+    for r in judged.itertuples(index=False):
+        lines.append(f"| {r.model} | {r.set} | {r.emotion} | {r.clips} | {100 * r.share:.1f} "
+                     f"[{100 * r.low:.1f}, {100 * r.high:.1f}] | {r.most_confused_with} |")
+    return "\n".join(lines) + "\n"
