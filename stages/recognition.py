@@ -20,14 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argen.emotions import EMOTIONS
 from argen.errors import InputError
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
 from argen.recognize.judge import judge_markdown, judge_set
-from argen.recognize.metrics import paper_name
-from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
+from argen.recognize.summary import markdown, recognition_tables, stage_tables
 from argen.stage import run_stage
 
 RUNS = Path("reports/recognize")
@@ -88,19 +86,13 @@ def _rounded(value: float) -> float | None:
 def main(params: Params) -> None:
     cfg = params.recognize
     predictions = read_predictions(params)
-    classes = list(EMOTIONS)
-    table = summary_table(predictions, classes, cfg.bootstrap, params.seed)
-    deltas = delta_table(predictions, classes, cfg.bootstrap, params.seed)
-    shares = oracle_shares(deltas, figure_names(classes))
-    shown = ["WAR", "UAR", *[paper_name(c) for c in params.decompose.scarce_classes]]
+    table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, cfg.bootstrap,
+                                                      params.seed)
     judged = judge(params)
     source = f"{params.data.source}, fold {params.data.fold}, seeds {cfg.seeds}"
     text = "# Recognition\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
     with staged_outputs() as out:
-        out.path(OUT / "table.md").write_text(text)
-        table.to_csv(out.path(OUT / "table.csv"), index=False, float_format="%.6g")
-        deltas.to_csv(out.path(OUT / "deltas.csv"), index=False, float_format="%.6g")
-        judged.to_csv(out.path(OUT / "judge.csv"), index=False, float_format="%.6g")
+        stage_tables(out, OUT, text, table, deltas, judged)
         out.json(headline(table, deltas, judged, shown), OUT / "metrics.json")
     log.info("recognition table:\n%s", text)
 

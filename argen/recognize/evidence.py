@@ -28,13 +28,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from argen.emotions import EMOTIONS
 from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.params import validate_params
 from argen.recognize.judge import judge_markdown
-from argen.recognize.metrics import paper_name, wilson_interval
-from argen.recognize.summary import delta_table, figure_names, markdown, oracle_shares, summary_table
+from argen.recognize.metrics import wilson_interval
+from argen.recognize.summary import markdown, recognition_tables, stage_tables
 
 CONFIG = Path("configs/evidence.yaml")
 OUT = Path("reports/evidence")
@@ -123,21 +122,14 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
                         f"queue them with: python -m argen.recognize.evidence queue)")
     predictions, params = collect_predictions(revisions)
-    classes = list(EMOTIONS)
-    table = summary_table(predictions, classes, resamples)
-    deltas = delta_table(predictions, classes, resamples)
-    shares = oracle_shares(deltas, figure_names(classes))
-    shown = ["WAR", "UAR", *[paper_name(c) for c in params.decompose.scarce_classes]]
+    table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
     folds = sorted(predictions.fold.unique())
     source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {params.recognize.seeds}; "
               f"experiments {', '.join(sorted(revisions))}")
     judged = pooled_judge(revisions)
     text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
     with staged_outputs() as out:
-        out.path(OUT / "table.md").write_text(text)
-        table.to_csv(out.path(OUT / "table.csv"), index=False, float_format="%.6g")
-        deltas.to_csv(out.path(OUT / "deltas.csv"), index=False, float_format="%.6g")
-        judged.to_csv(out.path(OUT / "judge.csv"), index=False, float_format="%.6g")
+        stage_tables(out, OUT, text, table, deltas, judged)
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
 

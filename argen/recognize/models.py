@@ -244,8 +244,8 @@ class DFERCLIP(nn.Module):
             if length > max_len:
                 raise ValueError(f"class {c}: descriptor of {length - n_ctx} tokens + {n_ctx} context tokens "
                                  f"exceeds CLIP's {max_len} text positions")
-        # Token ids with n_ctx placeholder slots after BOS, padded with EOS (each descriptor's own last id: older
-        # CLIP configs carry a stale eos_token_id); the placeholders are replaced by the context vectors, and the
+        # Token ids with n_ctx slots after BOS, padded with EOS (each descriptor's own last id: older
+        # CLIP configs carry a stale eos_token_id); those slots are replaced by the context vectors, and the
         # causal mask keeps the padding out of the EOS position.
         eos = class_token_ids[0][-1]
         ids = torch.full((len(class_token_ids), max(lengths)), eos, dtype=torch.long)

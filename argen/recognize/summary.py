@@ -24,10 +24,12 @@ Per model and added variant (``argen``, ``oracle``) against ``original``:
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from argen.emotions import EMOTIONS
 from argen.recognize.metrics import paired_difference, paper_name, wilson_interval
 
 #: Columns a predictions table needs.
@@ -225,3 +227,21 @@ def markdown(table: pd.DataFrame, deltas: pd.DataFrame, shares: pd.DataFrame, sh
             lines.append(f"| {row['model']} | " + " | ".join(
                 _pct(row[f"share_{n}"]) + (" %" if np.isfinite(row[f"share_{n}"]) else "") for n in shown) + " |")
     return "\n".join(lines) + "\n"
+
+
+def recognition_tables(predictions: pd.DataFrame, scarce: list[str], resamples: int, seed: int
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """(summary table, deltas, oracle shares, figures shown: WAR, UAR and the scarce recalls) of all classes."""
+    classes = list(EMOTIONS)
+    table = summary_table(predictions, classes, resamples, seed)
+    deltas = delta_table(predictions, classes, resamples, seed)
+    shares = oracle_shares(deltas, figure_names(classes))
+    return table, deltas, shares, ["WAR", "UAR", *[paper_name(c) for c in scarce]]
+
+
+def stage_tables(out, folder: Path, text: str, table: pd.DataFrame, deltas: pd.DataFrame,
+                 judged: pd.DataFrame) -> None:
+    """Stage ``table.md`` and the CSVs (table, deltas, judge) under ``folder`` with ``out`` (staged outputs)."""
+    out.path(folder / "table.md").write_text(text)
+    for name, frame in (("table", table), ("deltas", deltas), ("judge", judged)):
+        frame.to_csv(out.path(folder / f"{name}.csv"), index=False, float_format="%.6g")
