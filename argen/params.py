@@ -249,15 +249,17 @@ class ARDParams(_Section):
     from ``t2v_path``). ``motion_g_min``, ``motion_g_max``: the motion model's guidance bounds in eq. 12
     (a landmark model needs a lower range than an image model: g = 1 is the plain conditional, 0 the
     unconditional). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
-    step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max) or ``peak``-normalised.
+    step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max), ``peak``-normalised, or
+    ``constant`` (no curve: the midpoint of the bounds every frame, table 5's "without the guidance curve").
     ``schedule``: the DDIM timestep grid, ``modelscope`` (the reference's: T = 15 runs 16 steps from
     t = 991) or ``diffusers`` (leading spacing: 15 steps from 925); records keep the steps run.
     ``queue``: ``reencode`` (the reference: each generated frame is decoded and re-encoded into the
     queue, one VAE decode + encode per frame) or ``latent`` (the queue keeps the DDIM latent).
 
-    The policy (sec. 3.3, Algorithm 1; :mod:`argen.ard.policy`): total reward R = R_S + lambda (R_Q + R_F +
-    R_E) + ``weight_au`` R_A + ``weight_human`` R_H (eq. 18, plus two optional terms, weight 0 by default;
-    R_H from ``ratings_csv``); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others
+    The policy (sec. 3.3, Algorithm 1; :mod:`argen.ard.policy`): total reward R = R_S + lambda (w_Q R_Q +
+    w_F R_F + w_E R_E) + ``weight_au`` R_A + ``weight_human`` R_H (eq. 18, plus two optional terms, weight 0 by default;
+    R_H from ``ratings_csv``; ``weight_quality``, ``weight_face``, ``weight_expression`` are w_Q, w_F, w_E, 1
+    in the paper, 0 to drop a reward as table 4 does); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others
     get -``gamma``; ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1);
     Adam ``policy_lr``, ``policy_batch`` pairs per step, ``policy_steps`` steps. ``policy`` picks the
     actions of the generate stage: ``learned`` (argmax of the trained policy), ``random`` or ``fixed``
@@ -276,7 +278,7 @@ class ARDParams(_Section):
     size: int = Field(256, ge=32, le=1024)
     g_min: float = Field(7.0, ge=0.0)
     g_max: float = Field(11.0, ge=0.0)
-    guidance_form: Literal["paper", "peak"] = "paper"
+    guidance_form: Literal["paper", "peak", "constant"] = "paper"
     schedule: Literal["modelscope", "diffusers"] = "modelscope"
     queue: Literal["reencode", "latent"] = "reencode"
     warp_ridge: float = Field(1.0, ge=0.0)
@@ -285,6 +287,9 @@ class ARDParams(_Section):
     top_k: int = Field(2, ge=1)
     candidates: int = Field(4, ge=1, le=64)
     advantage: Literal["reinforce", "group"] = "reinforce"
+    weight_quality: float = Field(1.0, ge=0.0)
+    weight_face: float = Field(1.0, ge=0.0)
+    weight_expression: float = Field(1.0, ge=0.0)
     weight_au: float = Field(0.0, ge=0.0)
     weight_human: float = Field(0.0, ge=0.0)
     ratings_csv: str = ""
@@ -456,6 +461,65 @@ class RecognizeParams(_Section):
         return (override.epochs or self.epochs, override.batch_size or self.batch_size, override.lr or self.lr)
 
 
+class EvaluateParams(_Section):
+    """Generation metrics (``evaluate:``, paper tables 1, 4, 5, 8 and supp. D).
+
+    **Ground truth** (the paper's protocol): every clip of a scarce emotion among the evaluation clips gives
+    its first frame and its label to ARGen (the prompt composer, the policy and the generator as
+    configured); the generated clip is compared with the real one. ``source``: ``pipeline`` takes them from
+    the pipeline's own dataset, splits ``splits`` (the test split by default: clips no identity frame or
+    generated training clip comes from); ``ckplus`` reads the CK+ folder ``root`` through its adapter
+    (zero-shot: every labelled sequence of a scarce emotion; the models come from the pipeline's dataset).
+    ``max_per_class``: at most this many clips per emotion, drawn with the seed (0 = all). Clips generated
+    for evaluation are written to ``data/evaluate`` and never enter a training set.
+
+    **Feature spaces.** ``au_segments``: an AU trajectory is the AU backend's intensities averaged over this
+    many equal parts of the clip (onset to apex: 4 x 17 = 68 numbers). The face descriptor is dlib's
+    128-d descriptor averaged over ``descriptor_frames`` frames spread over the clip. ``i3d_path``: the
+    standard FVD detector (a local ``i3d_pretrained_400.pt`` state dict or StyleGAN-V's
+    ``i3d_torchscript.pt``); empty = no FVD. ``lpips_alexnet_path`` + ``lpips_heads_path``: LPIPS
+    diversity (torchvision's AlexNet ImageNet state dict and the ``lpips`` package's
+    ``weights/v0.1/alex.pth``); empty = mean pairwise distance in the feature spaces instead.
+    ``bootstrap``: resamples for every interval; ``min_group``: clips a subject or expression group needs
+    on both sides to enter sFD/tFD. ``floor``: on the demo, re-render every evaluation clip's subject and
+    label with the demo's own renderer (a perfect generator given the same inputs) for each distance's
+    floor at the same N. ``grid_examples``: clips per emotion in ``reports/evaluate/grid.png``.
+    """
+
+    source: Literal["pipeline", "ckplus"] = "pipeline"
+    root: str = ""
+    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["test"], min_length=1)
+    max_per_class: int = Field(0, ge=0)
+    au_segments: int = Field(4, ge=1, le=16)
+    descriptor_frames: int = Field(4, ge=1, le=16)
+    i3d_path: str = ""
+    lpips_alexnet_path: str = ""
+    lpips_heads_path: str = ""
+    device: str = "cpu"
+    bootstrap: int = Field(1000, ge=0)
+    min_group: int = Field(2, ge=2)
+    floor: bool = True
+    grid_examples: int = Field(1, ge=1, le=8)
+
+    @model_validator(mode="after")
+    def _paths(self) -> "EvaluateParams":
+        if self.source == "ckplus" and not self.root:
+            raise ValueError("evaluate.source 'ckplus' needs evaluate.root, the CK+ top folder")
+        if bool(self.lpips_alexnet_path) != bool(self.lpips_heads_path):
+            raise ValueError("LPIPS needs both evaluate.lpips_alexnet_path and evaluate.lpips_heads_path")
+        return self
+
+
+class ReportParams(_Section):
+    """The report (``report:``): ``reports/report.md`` and the self-contained ``reports/report.html``.
+
+    ``title``: its heading. ``clips_per_emotion``: generated clips shown per scarce emotion (fig. 3).
+    """
+
+    title: str = "ARGen report"
+    clips_per_emotion: int = Field(2, ge=1, le=10)
+
+
 class Params(_Section):
     """The whole ``params.yaml``."""
 
@@ -473,6 +537,8 @@ class Params(_Section):
     rewards: RewardsParams = Field(default_factory=RewardsParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     recognize: RecognizeParams = Field(default_factory=RecognizeParams)
+    evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    report: ReportParams = Field(default_factory=ReportParams)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -22,12 +22,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from argen.ard.augment import choose_pairs, generate_set, pick_actions
+from argen.ard.augment import choose_pairs, generate_set, policy_actions
 from argen.ard.generator import make_generator
-from argen.ard.policy import ACTIONS, greedy_choices, load_policy
 from argen.ard.preview import contact_sheet
 from argen.ard.reward_table import distributed_rank
-from argen.ard.state import encode_states
 from argen.errors import InputError, UserError
 from argen.extract import FRAME_COLUMNS, landmarks_of
 from argen.io import read_table, staged_outputs, write_parquet
@@ -72,17 +70,7 @@ def main(params: Params) -> None:
         if image is None:
             raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
         images[identity], landmarks[identity] = image, landmarks_of(identities.loc[[identity]])[0]
-    learned = None
-    if ard.policy == "learned":
-        model, config = load_policy(POLICY)
-        image_emb, text_emb, encoder = encode_states(ard, [images[i] for i in pairs.identity_id],
-                                                     np.stack([landmarks[i] for i in pairs.identity_id]),
-                                                     pairs.prompt.tolist())
-        if encoder != config.get("encoder"):
-            raise UserError(f"{POLICY} was trained on states from {config.get('encoder')!r}, but the generator "
-                            f"{ard.generator!r} encodes {encoder!r}: re-run the policy stage")
-        learned = greedy_choices(model, image_emb, text_emb)
-    actions = pick_actions(ard.policy, len(pairs), params.seed, ard.fixed_action, learned)
+    actions = policy_actions(ard, pairs, images, landmarks, params.seed, POLICY)
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
     generator = make_generator(ard, frames)
     mine = (np.arange(len(pairs)) % world) == rank

@@ -67,7 +67,8 @@ def main(params: Params) -> None:
         ratings, problems = read_ratings(ard.ratings_csv, set(table.video_id))
         for problem in problems:
             log.warning("%s", problem)
-    total, unrated = total_reward(table, ard.lambda_, ard.weight_au, ard.weight_human, ratings)
+    total, unrated = total_reward(table, ard.lambda_, ard.weight_au, ard.weight_human, ratings,
+                                   (ard.weight_quality, ard.weight_face, ard.weight_expression))
     if unrated:
         log.warning("%d of %d videos have no human rating: they get the mean rating", unrated, len(table))
     values = {"total": total, "model_calls": table.model_calls, **{c: table[c] for c in COMPONENTS}}

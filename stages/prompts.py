@@ -15,8 +15,7 @@ import pandas as pd
 
 from argen.asi.facs import load_facs
 from argen.asi.kb import KB_SCHEMA, knowledge_base_problems
-from argen.asi.prompts import TemplateComposer, VLMComposer, build_requests, fixed_prompts, generate_prompts, \
-    hallucination_metrics
+from argen.asi.prompts import build_requests, fixed_prompts, generate_prompts, hallucination_metrics, make_composer
 from argen.errors import InputError
 from argen.extract import LANDMARK_COLUMNS
 from argen.io import decode_frame, read_table, staged_outputs
@@ -30,16 +29,6 @@ PROMPTS = Path("data/interim/prompts.parquet")
 REPORTS = Path("reports/prompts")
 
 log = logging.getLogger("argen.stages.prompts")
-
-
-def make_composer(params: Params):
-    """The composer ``asi.backend`` names (the VLM loads its local weights here, or fails naming the path)."""
-    cfg = params.asi
-    if cfg.backend == "qwen2_5_vl":
-        from argen.asi.vlm import QwenVLBackend
-        model = QwenVLBackend.from_params(cfg)
-        return VLMComposer(model, params.seed)
-    return TemplateComposer(load_facs(), cfg.max_aus)
 
 
 def identity_images(identities: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -71,7 +60,7 @@ def main(params: Params) -> None:
         problems = knowledge_base_problems(kb, scarce, facs)
         if problems:
             raise InputError(f"{KB}: {'; '.join(problems)} (run `dvc repro au_kb`)")
-        images, composer = identity_images(identities), make_composer(params)
+        images, composer = identity_images(identities), make_composer(cfg, params.seed)
         requests = build_requests(identities, images, kb, scarce, cfg.mode, cfg.k, cfg.retrieval, params.seed)
         prompts = generate_prompts(requests, composer, kb, facs, cfg.on_hallucination, cfg.max_tries)
         metrics[cfg.mode] = hallucination_metrics(prompts)

@@ -66,6 +66,7 @@ def tiny_params() -> dict:
     params["recognize"].update(variants=["original", "argen", "oracle"], image_size=32, width=4, hidden=16,
                                geometry_hidden=16, epochs=1, bootstrap=50,
                                overrides={"Landmark_Transformer": {"epochs": 3, "lr": 0.01}})
+    params["evaluate"].update(splits=["train", "test"], bootstrap=20, descriptor_frames=2)
     return params
 
 
@@ -80,6 +81,8 @@ def make_project(tmp_path: Path, git: bool = False) -> Path:
         shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project)
+    for name in ("reports/evidence", "reports/ablations"):  # committed results the report stage includes
+        shutil.copytree(ROOT / name, project / name)
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     if not git:
         dvc(project, "init", "--no-scm", "-q")

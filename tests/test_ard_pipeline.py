@@ -84,6 +84,31 @@ def test_repro_trains_the_recognisers_on_each_training_split_and_tables_them(pro
     assert set(summary["Landmark_Transformer"]) >= {"original", "argen", "delta_argen", "judge_argen"}
 
 
+def test_repro_evaluates_generated_clips_against_real_ones_and_writes_the_report(project: Path) -> None:
+    metrics = json.loads((project / "reports/evaluate/metrics.json").read_text())
+    assert metrics["fvd"]["computed"] is False and "evaluate.i3d_path" in metrics["fvd"]["reason"]
+    for who in ("argen", "floor"):  # ARGen's clips and the demo renderer's floor, same clips, same N
+        for space in ("au_trajectory", "face_descriptor"):
+            block = metrics["ground_truth"][who][space]
+            assert block["n_real"] == block["n_generated"] >= 2 and block["fd"] >= 0, block
+            assert "rank-deficient" in block["warning"]  # a handful of clips in 68 or 128 dimensions
+    assert set(metrics["augmentation"]) == {"argen", "oracle"}
+    clips = pd.read_parquet(project / "data/evaluate/clips.parquet")
+    assert len(clips) == metrics["ground_truth"]["argen"]["au_trajectory"]["n_real"]
+    assert clips.frames_dir.str.startswith("data/evaluate/generated/").all()
+    # clips generated for evaluation never enter a training set: no other stage reads data/evaluate
+    import yaml
+
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    readers = {name for name, stage in stages.items() if any(str(d).startswith("data/evaluate") for d in
+                                                            stage.get("deps", []))}
+    assert readers == set(), readers
+    report = (project / "reports/report.md").read_text()
+    assert "## Generation metrics (tables 1, 8)" in report and "FVD, sFVD and tFVD not computed" in report
+    assert "Not available" not in report, [line for line in report.splitlines() if "Not available" in line]
+    assert (project / "reports/evaluate/grid.png").stat().st_size > 0
+
+
 def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
     dvc(project, "exp", "run", "-n", "ev-fold1")  # params as committed: nothing re-runs
     (project / "ev.yaml").write_text("name: ev\nfolds: [1]\nset: {}\n")
@@ -98,6 +123,7 @@ def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
     assert set(judged.set) == {"argen", "oracle"}
     (project / "ev.yaml").unlink()
     shutil.rmtree(project / "reports/evidence")
+    run(project, "git", "checkout", "-q", "--", "reports/evidence")  # the committed copy the report includes
 
 
 def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
@@ -159,3 +185,19 @@ def test_generate_sharded_over_two_processes_equals_one_process(project: Path) -
     assert (project / first.frames_dir / first.frames[0]).read_bytes() == frame
     assert "up to date" in dvc(project, "status", "generate").stdout  # the same bytes as one process made
     assert not (project / "data/cache/generate").exists()
+
+
+def test_a_dvc_remote_carries_every_output_to_another_clone(project: Path, tmp_path: Path) -> None:
+    """The scale-out recipe's shared cache: push from one machine, pull on another, nothing to re-run."""
+    remote = tmp_path / "remote"
+    dvc(project, "remote", "add", "--local", "-d", "shared", str(remote))
+    dvc(project, "push", "-q")
+    clone = tmp_path / "clone"
+    run(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    assert not (clone / "data/generated").exists()  # DVC-tracked: not in git
+    dvc(clone, "remote", "add", "--local", "-d", "shared", str(remote))
+    dvc(clone, "pull", "-q")
+    assert (clone / "data/generated/index.parquet").read_bytes() == (project / "data/generated/index.parquet").read_bytes()
+    status = dvc(clone, "status")
+    assert "up to date" in status.stdout, status.stdout
+    (project / ".dvc/config.local").unlink()

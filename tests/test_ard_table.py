@@ -55,6 +55,13 @@ def test_total_reward_is_eq_18_plus_the_optional_terms() -> None:
     total, unrated = total_reward(table, lam=0.0, weight_human=1.0, ratings=pd.Series({"v1": 0.9}))
     np.testing.assert_allclose(total, [0.75 + 0.9, 0.0 + 0.9])  # unrated: the mean rating
     assert unrated == 1
+    # table 4's reward subsets: only R_Q (w_F = w_E = 0), only R_F + R_E (w_Q = 0), neither
+    total, _ = total_reward(table, lam=3.0, weights=(1.0, 0.0, 0.0))
+    np.testing.assert_allclose(total, [0.75 + 3 * 0.5, 0 + 3 * 0.6])
+    total, _ = total_reward(table, lam=3.0, weights=(0.0, 1.0, 1.0))
+    np.testing.assert_allclose(total, [0.75 + 3 * 1.8, 0 + 3 * 0.7])
+    total, _ = total_reward(table, lam=3.0, weights=(0.0, 0.0, 0.0))
+    np.testing.assert_allclose(total, [0.75, 0.0])
 
 
 def test_incomplete_pairs_are_left_out() -> None:

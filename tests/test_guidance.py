@@ -34,3 +34,9 @@ def test_bad_arguments() -> None:
         guidance_curve(3, 16, 0.5, 2)
     with pytest.raises(ValueError, match="form"):
         guidance_curve(3, 16, 2, 2, form="other")
+
+
+def test_constant_form_is_the_midpoint_whatever_a_and_b() -> None:
+    for a, b in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0)):
+        np.testing.assert_array_equal(guidance_curve(np.arange(1, 17), 16, a, b, 7.0, 11.0, "constant"), np.full(16, 9.0))
+    assert float(guidance_curve(3, 16, 2.0, 2.0, 0.0, 8.0, "constant")) == 4.0

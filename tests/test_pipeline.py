@@ -55,7 +55,8 @@ def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path,
     ablation = dvc(project, "repro")
     ran = {line.split("'")[1] for line in ablation.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"prompts", "preview", "rewards", "policy", "generate", "oracle", "tracks@argen", "recognition",
-                   "recognize@Landmark_Transformer-argen", "recognize@Res18_LSTM-argen"}, ablation.stdout
+                   "recognize@Landmark_Transformer-argen", "recognize@Res18_LSTM-argen", "evaluate", "report"}, \
+        ablation.stdout
     fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
     assert fixed.prompt.str.startswith("A person with the expression of slight").all()
 

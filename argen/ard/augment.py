@@ -60,6 +60,30 @@ def pick_actions(policy: str, n: int, seed: int, fixed: tuple[int, float, float]
     return np.full(n, ACTIONS.index((int(fixed[0]), float(fixed[1]), float(fixed[2]))))
 
 
+def policy_actions(ard, pairs: pd.DataFrame, images: dict[str, np.ndarray], landmarks: dict[str, np.ndarray],
+                   seed: int, policy_dir: Path) -> np.ndarray:
+    """Action indices for ``pairs`` (identity_id, prompt) under ``ard.policy`` (module docstring).
+
+    Raises:
+        UserError: the policy in ``policy_dir`` was trained on states another generator encodes.
+    """
+    learned = None
+    if ard.policy == "learned":
+        from argen.ard.policy import greedy_choices, load_policy
+        from argen.ard.state import encode_states
+        from argen.errors import UserError
+
+        model, config = load_policy(policy_dir)
+        image_emb, text_emb, encoder = encode_states(ard, [images[i] for i in pairs.identity_id],
+                                                     np.stack([landmarks[i] for i in pairs.identity_id]),
+                                                     pairs.prompt.tolist())
+        if encoder != config.get("encoder"):
+            raise UserError(f"{policy_dir} was trained on states from {config.get('encoder')!r}, but the generator "
+                            f"{ard.generator!r} encodes {encoder!r}: re-run the policy stage")
+        learned = greedy_choices(model, image_emb, text_emb)
+    return pick_actions(ard.policy, len(pairs), seed, ard.fixed_action, learned)
+
+
 def generate_set(pairs: pd.DataFrame, actions: np.ndarray, generator: VideoGenerator, images: dict[str, np.ndarray],
                  landmarks: dict[str, np.ndarray], out_dir: Path, index_dir: Path, n_frames: int, base_seed: int,
                  jpeg_quality: int, policy: str, progress=None) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """From the reward table to the policy's training data, and the held-out comparison of policies.
 
 **Total reward** (eq. 18, "normal" case, plus two optional terms, weight 0 by default):
-R = R_S + lambda (R_Q + R_F + R_E) + w_A R_A + w_H R_H. R_H is a human rating in [0, 1] of the video
+R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + w_A R_A + w_H R_H, with w_Q = w_F = w_E = 1 by default (the
+paper; table 4's reward subsets set some of them to 0, all from the one reward table). R_H is a human rating in [0, 1] of the video
 (``ratings_csv``, keyed by the table's ``video_id``); an unrated video gets the mean of the rated ones
 (a neutral value: the term then ranks only what was rated), and the count is reported.
 
@@ -36,9 +37,15 @@ from argen.recognize.metrics import Z95
 
 
 def total_reward(table: pd.DataFrame, lam: float, weight_au: float = 0.0, weight_human: float = 0.0,
-                 ratings: pd.Series | None = None) -> tuple[pd.Series, int]:
-    """Total reward per row of the table, and how many rows had no human rating (when R_H is used)."""
-    total = table.R_S + lam * (table.R_Q + table.R_F + table.R_E) + weight_au * table.R_A
+                 ratings: pd.Series | None = None, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+                 ) -> tuple[pd.Series, int]:
+    """Total reward per row of the table, and how many rows had no human rating (when R_H is used).
+
+    Args:
+        weights: (w_Q, w_F, w_E), the weights of R_Q, R_F and R_E inside lambda's bracket.
+    """
+    w_q, w_f, w_e = weights
+    total = table.R_S + lam * (w_q * table.R_Q + w_f * table.R_F + w_e * table.R_E) + weight_au * table.R_A
     unrated = 0
     if weight_human > 0:
         rated = table.video_id.map(ratings) if ratings is not None else pd.Series(np.nan, index=table.index)

@@ -8,6 +8,9 @@ frame of each window is new, so one guidance value applies per window. As writte
 peaks at 1/4 for (a, b) = (2, 2) and at 4/27 for (3, 2) and (2, 3), so g never reaches g_max.
 ``form="paper"`` keeps eq. 12 as written (the default); ``form="peak"`` divides the kernel by its maximum
 over [0, 1] so that the curve rises from g_min to exactly g_max at the kernel's mode (a-1)/(a+b-2).
+``form="constant"`` drops the curve (the paper's table 5 "without the guidance curve"): every frame gets
+the midpoint (g_min + g_max) / 2 (TI2V-Zero's own constant guidance, 9, is the midpoint of 7 and 11), so
+(a, b) have no effect.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ def guidance_curve(m: np.ndarray | int, n_frames: int, a: float, b: float, g_min
         n_frames: M, the number of output frames.
         a, b: the curve's shape, from the policy's action (S_a x b = {(2, 2), (3, 2), (2, 3)}).
         g_min, g_max: guidance bounds (7 and 11 in the paper).
-        form: ``paper`` (eq. 12 as written) or ``peak`` (kernel normalised to reach g_max).
+        form: ``paper`` (eq. 12 as written), ``peak`` (kernel normalised to reach g_max) or ``constant``
+            (the midpoint of the bounds for every frame).
     """
-    if form not in ("paper", "peak"):
-        raise ValueError(f"form must be 'paper' or 'peak', got {form!r}")
+    if form not in ("paper", "peak", "constant"):
+        raise ValueError(f"form must be 'paper', 'peak' or 'constant', got {form!r}")
     peak = kernel_peak(a, b)  # also checks a, b >= 1
     m = np.asarray(m, dtype=float)
     if np.any((m < 1) | (m > n_frames)):
         raise ValueError(f"frame index out of 1..{n_frames}: {m}")
+    if form == "constant":
+        return np.full(m.shape, (g_min + g_max) / 2.0)
     x = m / n_frames
     kernel = x ** (a - 1) * (1 - x) ** (b - 1)
     if form == "peak":

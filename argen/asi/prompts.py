@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from argen.asi.facs import FacsTable
+from argen.asi.facs import FacsTable, load_facs
 from argen.asi.retrieval import retrieve
 from argen.asi.template import compose_line, identity_cues, template_aus
 from argen.asi.verify import Verification, cited_aus, drop_aus, strip_au_tags, verify
@@ -102,6 +102,15 @@ class VLMComposer:
     def compose(self, requests: list[PromptRequest], attempt: int) -> list[str]:
         return self.model.generate([r.image for r in requests], [r.instruction for r in requests],
                                    seed=self.seed + 7919 * attempt)
+
+
+def make_composer(asi, seed: int) -> Composer:
+    """The composer ``asi.backend`` names (the VLM loads its local weights here, or fails naming the path)."""
+    if asi.backend == "qwen2_5_vl":
+        from argen.asi.vlm import QwenVLBackend
+
+        return VLMComposer(QwenVLBackend.from_params(asi), seed)
+    return TemplateComposer(load_facs(), asi.max_aus)
 
 
 def build_requests(identities: pd.DataFrame, images: dict[str, np.ndarray], kb: pd.DataFrame, emotions: list[str],

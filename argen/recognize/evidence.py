@@ -52,7 +52,7 @@ def read_config(path: Path = CONFIG) -> dict:
     return config
 
 
-def _yaml_value(value: object) -> str:
+def yaml_value(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
@@ -62,7 +62,7 @@ def queue_commands(config: dict) -> list[list[str]]:
     for fold in config["folds"]:
         command = ["dvc", "exp", "run", "--queue", "-n", f"{config['name']}-fold{fold}", "-S", f"data.fold={fold}"]
         for key, value in config["set"].items():
-            command += ["-S", f"{key}={_yaml_value(value)}"]
+            command += ["-S", f"{key}={yaml_value(value)}"]
         commands.append(command)
     return commands
 
@@ -80,7 +80,8 @@ def experiment_revisions(name: str) -> dict[str, str]:
     return found
 
 
-def _show(commit: str, path: str) -> str:
+def git_show(commit: str, path: str) -> str:
+    """A file's text at a commit (an experiment's), or a UserError naming it."""
     result = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True)
     if result.returncode:
         raise UserError(f"experiment {commit[:7]} has no {path}: {result.stderr.strip()}")
@@ -91,10 +92,10 @@ def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
     """Every run's predictions of every experiment, with model, variant and fold; and the params of the first."""
     parts, params = [], None
     for exp, commit in sorted(revisions.items()):
-        params = validate_params(yaml.safe_load(_show(commit, "params.yaml")), f"{exp}:params.yaml")
+        params = validate_params(yaml.safe_load(git_show(commit, "params.yaml")), f"{exp}:params.yaml")
         for model in params.recognize.models:
             for variant in params.recognize.variants:
-                table = pd.read_csv(io.StringIO(_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")),
+                table = pd.read_csv(io.StringIO(git_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")),
                                     dtype={"clip_id": str})
                 parts.append(table[["clip_id", "seed", "label", "predicted"]].assign(
                     model=model, variant=variant, fold=params.data.fold))
@@ -103,7 +104,7 @@ def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
 
 def pooled_judge(revisions: dict[str, str]) -> pd.DataFrame:
     """The judge's shares pooled over the experiments: hits and clips summed per model, set and emotion."""
-    parts = [pd.read_csv(io.StringIO(_show(commit, "reports/recognition/judge.csv"))) for commit in revisions.values()]
+    parts = [pd.read_csv(io.StringIO(git_show(commit, "reports/recognition/judge.csv"))) for commit in revisions.values()]
     judged = pd.concat(parts, ignore_index=True)
     if judged.empty:
         return judged

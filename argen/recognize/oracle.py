@@ -31,6 +31,19 @@ def oracle_counts(generated: pd.DataFrame) -> dict[str, int]:
     return {emotion: int(n) for emotion, n in ok.emotion.value_counts().sort_index().items()}
 
 
+def write_jpeg_frames(frames: list[np.ndarray], folder: Path, quality: int) -> list[str]:
+    """Write BGR frames as ``folder/1.jpg``, ``2.jpg``... (the demo's naming); return the file names."""
+    folder.mkdir()
+    names = []
+    for f, frame in enumerate(frames, start=1):
+        ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise RuntimeError(f"JPEG encoding failed for {folder} frame {f}")
+        (folder / f"{f}.jpg").write_bytes(buf.tobytes())
+        names.append(f"{f}.jpg")
+    return names
+
+
 def render_oracle_set(counts: dict[str, int], params: DemoParams, seed: int, out: Path, recorded_root: Path,
                       clips_per_subject: int = 1) -> pd.DataFrame:
     """Render the oracle clips into ``out/<clip_id>/1.jpg...`` and return their clip table.
@@ -61,15 +74,7 @@ def render_oracle_set(counts: dict[str, int], params: DemoParams, seed: int, out
             spec = ClipSpec(index=number, video_name=clip_id, subject=subject, emotion=emotion, label=emotion,
                             fold=0, seed=clip_seed)
             frames, _ = render_clip(spec, *subject_face, params)
-            folder = out / clip_id
-            folder.mkdir()
-            names = []
-            for f, frame in enumerate(frames, start=1):
-                ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, params.jpeg_quality])
-                if not ok:
-                    raise RuntimeError(f"JPEG encoding failed for oracle clip {clip_id} frame {f}")
-                (folder / f"{f}.jpg").write_bytes(buf.tobytes())
-                names.append(f"{f}.jpg")
+            names = write_jpeg_frames(frames, out / clip_id, params.jpeg_quality)
             rows.append({"clip_id": clip_id, "frames_dir": str(recorded_root / clip_id), "frames": names, "n_frames": len(names),
                          "label": emotion, "label_id": EMOTION_INDEX[emotion], "split": "train", "subject": subject,
                          "emotion": emotion, "seed": clip_seed, "generator": "demo renderer (oracle)"})
