@@ -1,9 +1,11 @@
 """Stage ``report``: ``reports/report.md`` and the self-contained ``reports/report.html``.
 
-Reads every stage's report files (and ``data/interim/au_kb.parquet``, ``data/generated``), plus the committed
-``reports/evidence/`` (the multi-fold recognition run) and ``reports/ablations/`` (the ablation experiments'
-comparison, ``python -m argen.ablations table``). Draws its own figures into ``reports/report_figures/``
-(the policy's curves, the generated-clip grid). A section whose input is missing says so in place; see
+Reads every stage's report files, ``data/interim/au_kb.parquet``, ``data/interim/prompts.parquet`` and
+``data/generated`` (see :data:`argen.report.build.REPORT_INPUTS`), the committed ``reports/evidence/`` (the
+multi-fold recognition run) and the committed ``reports/ablations/comparison.md`` (written outside ``dvc repro``
+by ``python -m argen.ablations table``; both are dvc deps because they are in git, and read only if present). Draws
+its own figures into ``reports/report_figures/`` (the policy's curves, the generated-clip grid of fig. 3).
+A section whose input is missing or malformed says so in place; the same inputs give the same bytes. See
 :mod:`argen.report.build`.
 """
 
@@ -25,9 +27,9 @@ def main(params: Params) -> None:
         text = to_markdown(sections, params.report.title)
         out.path(REPORTS / "report.md").write_text(text)
         out.path(REPORTS / "report.html").write_text(to_html(text, params.report.title, figures))
-    missing = [s.title for s in sections if any(b.startswith("> **Not available") or b.startswith("> **Unreadable")
-                                                for b in s.blocks)]
-    log.info("report: %d sections, %s", len(sections), f"incomplete: {missing}" if missing else "all complete")
+    incomplete = [s.title for s in sections if s.notes]
+    log.info("report: %d sections%s", len(sections),
+             f"; with notes of missing or unreadable inputs: {incomplete}" if incomplete else ", all complete")
 
 
 if __name__ == "__main__":

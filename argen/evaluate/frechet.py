@@ -101,18 +101,28 @@ def _resample(rng: np.random.Generator, n_real: int, n_generated: int, paired: b
     return real_index, (real_index if paired else rng.integers(0, n_generated, n_generated))
 
 
-def _percentile_interval(values: list[float], level: float) -> tuple[float, float] | None:
-    """The central ``level`` percentile interval of the finite bootstrap values (None if there are none)."""
-    finite = [v for v in values if np.isfinite(v)]
-    if not finite:
+def _bootstrap_interval(values: list[float], point: float, level: float) -> tuple[float, float] | None:
+    """Bias-corrected percentile bootstrap interval (Efron 1987) around ``point`` (None without finite values).
+
+    Resampling with replacement repeats clips, which shrinks the fitted covariances and pushes nearly every
+    resampled distance above the full-sample value: a plain percentile interval can then lie wholly above
+    the point value (measured on the demo: floor FD 9.1, percentile interval [9.6, 22.0]). The correction
+    shifts both percentiles by z0 = Phi^-1(share of resamples below the point value).
+    """
+    from scipy.stats import norm
+
+    finite = np.asarray([v for v in values if np.isfinite(v)])
+    if len(finite) == 0:
         return None
-    tail = 100 * (1 - level) / 2
-    return float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))
+    below = (np.sum(finite < point) + 0.5 * np.sum(finite == point)) / len(finite)
+    z0 = norm.ppf(np.clip(below, 0.5 / len(finite), 1 - 0.5 / len(finite)))
+    z = norm.ppf(0.5 + level / 2)
+    return (float(np.quantile(finite, norm.cdf(2 * z0 - z))), float(np.quantile(finite, norm.cdf(2 * z0 + z))))
 
 
 def fd_with_interval(real: np.ndarray, generated: np.ndarray, n_boot: int = 1000, seed: int = 0,
                      paired: bool = False, level: float = 0.95) -> FDResult:
-    """The distance on the full sets and a percentile bootstrap interval over clips.
+    """The distance on the full sets and a bias-corrected bootstrap interval over clips.
 
     Args:
         real, generated: features (N, D) and (M, D).
@@ -140,9 +150,36 @@ def fd_with_interval(real: np.ndarray, generated: np.ndarray, n_boot: int = 1000
         for _ in range(n_boot):
             real_index, generated_index = _resample(rng, len(real), len(generated), paired)
             values.append(fd_from_features(real[real_index], generated[generated_index]))
-        interval = _percentile_interval(values, level)
-    return FDResult(value, len(real), len(generated), real.shape[1], interval,
-                    rank_warning(len(real), len(generated), real.shape[1]))
+        interval = _bootstrap_interval(values, value, level)
+    warning = rank_warning(len(real), len(generated), real.shape[1])
+    if interval is not None and not interval[0] <= value <= interval[1]:
+        warning += ("; " if warning else "") + ("the bootstrap interval misses the full-sample value: at this N "
+                                                "resampling inflates the distance beyond its spread, so read the "
+                                                "interval as unreliable and compare with the floor instead")
+    return FDResult(value, len(real), len(generated), real.shape[1], interval, warning)
+
+
+def fd_difference(real: np.ndarray, first: np.ndarray, second: np.ndarray, n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> tuple[float, tuple[float, float] | None]:
+    """FD(real, first) - FD(real, second) for row-matched sets, with a paired bootstrap percentile interval.
+
+    Row i of the three sets belongs together (a real clip, the clip generated from it, its floor clip);
+    each resample takes the same rows of all three, so the small-N bias that inflates both distances
+    largely cancels in the difference. This is ARGen's excess over the floor at equal N.
+    """
+    real, first, second = (np.asarray(x, np.float64) for x in (real, first, second))
+    if not len(real) == len(first) == len(second):
+        raise ValueError(f"row-matched sets need equal sizes, got {len(real)}, {len(first)}, {len(second)}")
+    value = fd_from_features(real, first) - fd_from_features(real, second)
+    if not n_boot:
+        return value, None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        rows = rng.integers(0, len(real), len(real))
+        values.append(fd_from_features(real[rows], first[rows]) - fd_from_features(real[rows], second[rows]))
+    tail = 100 * (1 - level) / 2
+    return value, (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
 
 
 @dataclass
@@ -226,7 +263,7 @@ def grouped_fd(real: np.ndarray, real_groups: np.ndarray, generated: np.ndarray,
                 i, j = _resample(rng, len(real_rows), len(generated_rows), paired)
                 values.append(fd_from_features(real[real_rows[i]], generated[generated_rows[j]]))
             means.append(float(np.mean(values)))
-        interval = _percentile_interval(means, level)
+        interval = _bootstrap_interval(means, float(table.fd.mean()), level)
     sd = float(table.fd.std(ddof=1)) if len(table) > 1 else float("nan")
     return GroupedFD(table, skipped_table, float(table.fd.mean()), sd, interval, len(table))
 

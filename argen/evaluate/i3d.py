@@ -31,6 +31,7 @@ No weights are downloaded: the path comes from ``evaluate.i3d_path``.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,27 @@ SIZE = 224
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
-    """TF 'SAME' padding (front, back) of one dimension."""
+    """TF 'SAME' padding of one dimension.
+
+    Args:
+        size: the input's length along the dimension.
+        kernel, stride: the operation's kernel size and stride along it.
+
+    Returns:
+        (front, back) padding; the odd extra element goes at the back, as in TF.
+    """
     total = max(kernel - stride, 0) if size % stride == 0 else max(kernel - size % stride, 0)
     return total // 2, total - total // 2
 
 
 def _pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> torch.Tensor:
-    pads = [_same_padding(s, k, st) for s, k, st in zip(x.shape[2:], kernel, stride)]
-    (t0, t1), (h0, h1), (w0, w1) = pads
+    """Zero-pad a (B, C, T, H, W) tensor so that a valid operation on it gives TF 'SAME' output sizes."""
+    (t0, t1), (h0, h1), (w0, w1) = (_same_padding(s, k, st) for s, k, st in zip(x.shape[2:], kernel, stride))
     return F.pad(x, (w0, w1, h0, h1, t0, t1))
 
 
 class MaxPool3dSame(nn.Module):
-    """Max pooling after TF 'SAME' zero padding (as the converted network was trained)."""
+    """Max pooling after TF 'SAME' zero padding (its inputs follow a ReLU, so zeros act as TF's -inf)."""
 
     def __init__(self, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> None:
         super().__init__()
@@ -68,7 +77,7 @@ class MaxPool3dSame(nn.Module):
 
 
 class Unit3D(nn.Module):
-    """Conv3d with TF 'SAME' padding, then batch norm and ReLU (the logits layer: conv with bias only)."""
+    """Conv3d with TF 'SAME' padding, then batch norm and ReLU (the logits layer: a conv with bias only)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int, int] = (1, 1, 1),
                  stride: tuple[int, int, int] = (1, 1, 1), batch_norm: bool = True, relu: bool = True,
@@ -76,7 +85,7 @@ class Unit3D(nn.Module):
         super().__init__()
         self.kernel, self.stride, self.relu = kernel, stride, relu
         self.conv3d = nn.Conv3d(in_channels, out_channels, kernel, stride, padding=0, bias=bias)
-        self.bn = nn.BatchNorm3d(out_channels, eps=0.001, momentum=0.01) if batch_norm else None
+        self.bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=0.01) if batch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv3d(_pad_same(x, self.kernel, self.stride))
@@ -86,7 +95,7 @@ class Unit3D(nn.Module):
 
 
 class InceptionModule(nn.Module):
-    """Four branches: 1x1; 1x1 -> 3x3x3; 1x1 -> 3x3x3; 3x3x3 max pool -> 1x1; concatenated."""
+    """Four branches, concatenated: 1x1; 1x1 -> 3x3x3; 1x1 -> 3x3x3; 3x3x3 max pool -> 1x1."""
 
     def __init__(self, in_channels: int, widths: tuple[int, int, int, int, int, int]) -> None:
         super().__init__()
@@ -102,8 +111,8 @@ class InceptionModule(nn.Module):
         return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
 
 
-#: (name, layer) in order, with pytorch-i3d's module names (the state dict's key prefixes).
 def _layers() -> list[tuple[str, nn.Module]]:
+    """The layers before the logits, in order, named as pytorch-i3d names them (the state dict's prefixes)."""
     return [
         ("Conv3d_1a_7x7", Unit3D(3, 64, (7, 7, 7), (2, 2, 2))),
         ("MaxPool3d_2a_3x3", MaxPool3dSame((1, 3, 3), (1, 2, 2))),
@@ -125,7 +134,11 @@ def _layers() -> list[tuple[str, nn.Module]]:
 
 
 class InceptionI3d(nn.Module):
-    """Inception-I3D with pytorch-i3d's parameter names; forward maps (B, 3, T, 224, 224) in [-1, 1] to (B, 400)."""
+    """Inception-I3D with pytorch-i3d's parameter names (module docstring).
+
+    Args:
+        num_classes: outputs of the logits layer (400 for Kinetics-400).
+    """
 
     def __init__(self, num_classes: int = 400) -> None:
         super().__init__()
@@ -136,23 +149,44 @@ class InceptionI3d(nn.Module):
         self.logits = Unit3D(1024, num_classes, batch_norm=False, relu=False, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, T, 224, 224) in [-1, 1] -> (B, num_classes) logits averaged over time."""
         for name in self.order:
             x = getattr(self, name)(x)
-        x = F.avg_pool3d(x, (2, 7, 7), stride=1)  # (B, 1024, T', 1, 1)
-        return self.logits(x).squeeze(-1).squeeze(-1).mean(dim=2)  # logits averaged over time
+        x = F.avg_pool3d(x, (2, 7, 7), stride=1)  # (B, 1024, T/8 - 1, 1, 1)
+        return self.logits(x).squeeze(-1).squeeze(-1).mean(dim=2)
 
 
 def sample_frames(frames: np.ndarray, n_frames: int = N_FRAMES) -> np.ndarray:
-    """``n_frames`` evenly spaced frames of a (T, H, W, 3) clip (repeats when T < n_frames)."""
+    """Evenly spaced frames of a clip, first and last included.
+
+    Args:
+        frames: (T, H, W, 3) clip.
+        n_frames: how many to pick; frames repeat when T < n_frames.
+
+    Returns:
+        (n_frames, H, W, 3) frames.
+
+    Raises:
+        ValueError: an empty clip.
+    """
+    if len(frames) == 0:
+        raise ValueError("cannot sample frames from an empty clip")
     index = np.linspace(0, len(frames) - 1, n_frames).round().astype(int)
     return frames[index]
 
 
 def preprocess(clips: np.ndarray, n_frames: int = N_FRAMES) -> torch.Tensor:
-    """uint8 (B, T, H, W, 3) or (T, H, W, 3) RGB → float (B, 3, T, 224, 224) in [-1, 1] (module docstring).
+    """uint8 RGB clips to the detector's input (module docstring).
+
+    Args:
+        clips: uint8 (B, T, H, W, 3) or (T, H, W, 3) RGB frames.
+        n_frames: the frames each clip must have (:func:`sample_frames` picks them).
+
+    Returns:
+        float32 (B, 3, T, 224, 224) in [-1, 1].
 
     Raises:
-        ValueError: not uint8 RGB, or not ``n_frames`` frames.
+        ValueError: not uint8 RGB clips, or a clip of another frame count.
     """
     clips = np.asarray(clips)
     if clips.ndim == 4:
@@ -160,46 +194,70 @@ def preprocess(clips: np.ndarray, n_frames: int = N_FRAMES) -> torch.Tensor:
     if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
         raise ValueError(f"I3D takes uint8 RGB clips (B, T, H, W, 3), got {clips.dtype} {clips.shape}")
     if clips.shape[1] != n_frames:
-        raise ValueError(f"I3D takes {n_frames} frames per clip, got {clips.shape[1]} (sample_frames picks them)")
+        raise ValueError(f"I3D takes {n_frames} frames per clip, got {clips.shape[1]} "
+                         f"(sample_frames picks {n_frames} evenly spaced ones)")
     b, t, h, w, _ = clips.shape
     x = torch.from_numpy(clips).float().permute(0, 1, 4, 2, 3).reshape(b * t, 3, h, w)
-    scale = SIZE / min(h, w)
-    x = F.interpolate(x, size=(max(SIZE, round(h * scale)), max(SIZE, round(w * scale))), mode="bilinear",
-                      align_corners=False)
-    top, left = (x.shape[2] - SIZE) // 2, (x.shape[3] - SIZE) // 2
-    x = x[:, :, top:top + SIZE, left:left + SIZE]
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
     x = x / 127.5 - 1.0
     return x.reshape(b, t, 3, SIZE, SIZE).permute(0, 2, 1, 3, 4).contiguous()
 
 
 class FVDDetector:
-    """I3D logits of uint8 clips through either weight format."""
+    """I3D logits of uint8 clips through either weight format.
 
-    def __init__(self, model, kind: str, path: str, device: str) -> None:
+    Attributes:
+        model: the :class:`InceptionI3d` or the TorchScript module, in eval mode.
+        kind: "state_dict" or "torchscript".
+        path: the file it was loaded from.
+        device: where it runs.
+    """
+
+    def __init__(self, model: nn.Module, kind: str, path: str, device: str) -> None:
         self.model, self.kind, self.path, self.device = model, kind, path, device
 
     @torch.no_grad()
-    def features(self, clips: np.ndarray) -> np.ndarray:
-        """(B, 400) float64 logits of uint8 clips (B, 16, H, W, 3)."""
-        x = preprocess(clips).to(self.device)
-        if self.kind == "torchscript":
-            out = self.model(x, rescale=False, resize=False, return_features=True)
-        else:
-            out = self.model(x)
-        return out.double().cpu().numpy()
+    def features(self, clips: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        """The 400 logits of each clip.
+
+        Args:
+            clips: uint8 (B, 16, H, W, 3) or (16, H, W, 3) RGB clips.
+            batch_size: clips per forward pass.
+
+        Returns:
+            float64 (B, 400).
+        """
+        clips = np.asarray(clips)
+        if clips.ndim == 4:
+            clips = clips[None]
+        out = []
+        for start in range(0, len(clips), batch_size):
+            x = preprocess(clips[start:start + batch_size]).to(self.device)
+            if self.kind == "torchscript":
+                logits = self.model(x, rescale=False, resize=False, return_features=True)
+            else:
+                logits = self.model(x)
+            out.append(logits.double().cpu().numpy())
+        return np.concatenate(out)
 
 
 def _is_torchscript(path: Path) -> bool:
-    import zipfile
-
+    """Whether a file is a TorchScript archive (a zip holding ``constants.pkl`` and compiled ``code/``)."""
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") or "/code/" in name for name in archive.namelist())
+        return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
 
 
 def load_i3d(path: str | Path, device: str = "cpu") -> FVDDetector:
     """The FVD detector from a local file (module docstring).
+
+    Args:
+        path: ``i3d_pretrained_400.pt`` (a state dict) or StyleGAN-V's ``i3d_torchscript.pt``.
+        device: where the detector runs.
+
+    Returns:
+        The :class:`FVDDetector`, in eval mode.
 
     Raises:
         UserError: the file is missing, or is neither a TorchScript detector nor a state dict of the
@@ -207,8 +265,9 @@ def load_i3d(path: str | Path, device: str = "cpu") -> FVDDetector:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"evaluate.i3d_path {path}: no such file; supply a local i3d_pretrained_400.pt (the "
-                        f"TF-Hub I3D as a pytorch-i3d state dict) or StyleGAN-V's i3d_torchscript.pt")
+        raise UserError(f"evaluate.i3d_path {path}: no such file; set evaluate.i3d_path to a local "
+                        f"i3d_pretrained_400.pt (the TF-Hub Kinetics-400 I3D as a pytorch-i3d state dict) or "
+                        f"StyleGAN-V's i3d_torchscript.pt")
     if _is_torchscript(path):
         model = torch.jit.load(str(path), map_location=device).eval()
         return FVDDetector(model, "torchscript", str(path), device)
@@ -216,20 +275,21 @@ def load_i3d(path: str | Path, device: str = "cpu") -> FVDDetector:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # pickle, zip or tensor errors all mean "not a weights file"
         raise UserError(f"evaluate.i3d_path {path}: not a state dict or TorchScript file ({err})") from err
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    model = InceptionI3d()
-    expected = model.state_dict()
     if not isinstance(state, dict):
         raise UserError(f"evaluate.i3d_path {path}: holds a {type(state).__name__}, not a state dict")
+    model = InceptionI3d()
+    expected = model.state_dict()
+    # the published conversion has no num_batches_tracked buffers (unused in eval mode): the model's own fill in
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or wrong:
+    misshapen = [k for k in expected
+                 if k in state and tuple(getattr(state[k], "shape", ())) != tuple(expected[k].shape)]
+    if missing or unexpected or misshapen:
         raise UserError(
-            f"evaluate.i3d_path {path}: not the i3d_pretrained_400 layout (pytorch-i3d's InceptionI3d, 400 "
-            f"classes, keys like 'Conv3d_1a_7x7.conv3d.weight' ... 'logits.conv3d.bias'): {len(missing)} "
-            f"missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong)} of another shape (e.g. {wrong[:3]}); StyleGAN-V's i3d_torchscript.pt also works")
-    model.load_state_dict(state, strict=False)
+            f"evaluate.i3d_path {path}: not the i3d_pretrained_400 layout (pytorch-i3d's InceptionI3d with 400 "
+            f"classes, keys 'Conv3d_1a_7x7.conv3d.weight' ... 'logits.conv3d.bias'): {len(missing)} missing "
+            f"(e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(misshapen)} of "
+            f"another shape (e.g. {misshapen[:3]}); StyleGAN-V's i3d_torchscript.pt is the other file accepted")
+    counters = {k: v for k, v in expected.items() if k.endswith("num_batches_tracked")}
+    model.load_state_dict({**counters, **state}, strict=True)
     return FVDDetector(model.to(device).eval(), "state_dict", str(path), device)

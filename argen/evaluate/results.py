@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from argen.evaluate.frechet import fd_with_interval, grouped_fd, mean_pairwise_distance
+from argen.evaluate.frechet import fd_difference, fd_with_interval, grouped_fd, mean_pairwise_distance
 
 
 def _interval(interval) -> list[float] | None:
@@ -73,6 +73,15 @@ def distance_block(real: np.ndarray, generated: np.ndarray, subjects: np.ndarray
     return block
 
 
+def excess_block(real: np.ndarray, generated: np.ndarray, floor: np.ndarray, n_boot: int, seed: int) -> dict:
+    """ARGen's FD minus the floor's, over the clips all three sets have a feature for (row-matched)."""
+    ok = ~(np.isnan(real).any(axis=1) | np.isnan(generated).any(axis=1) | np.isnan(floor).any(axis=1))
+    if ok.sum() < 2:
+        return {"n": int(ok.sum())}
+    value, interval = fd_difference(real[ok], generated[ok], floor[ok], n_boot=n_boot, seed=seed)
+    return {"fd_excess": _round(value), "fd_excess_interval": _interval(interval), "n": int(ok.sum())}
+
+
 def diversity(features: np.ndarray, emotions: np.ndarray) -> dict[str, dict]:
     """Mean pairwise distance between clips of each emotion, with N (rows with NaN left out)."""
     out = {}
@@ -96,11 +105,12 @@ def _fmt(block: dict, key: str) -> str:
 
 
 def distance_table(title: str, spaces: dict[str, str], blocks: dict[str, dict], floor_blocks: dict[str, dict],
-                   grouped: tuple[str, ...], caption: str) -> list[str]:
-    """Markdown lines: one row per space, ARGen's value beside the floor's, with N and groups."""
+                   grouped: tuple[str, ...], caption: str, excess: dict[str, dict] | None = None) -> list[str]:
+    """Markdown lines: one row per space, ARGen's value beside the floor's (and ARGen − floor), N and groups."""
     names = {"fd": "FD", "sfd": "sFD (subjects)", "tfd": "tFD (expressions)"}
     header = ["feature space", "N real / gen"] + [f"{names[k]} ARGen" for k in ("fd", *grouped)] \
-        + ([f"{names[k]} floor" for k in ("fd", *grouped)] if floor_blocks else [])
+        + ([f"{names[k]} floor" for k in ("fd", *grouped)] if floor_blocks else []) \
+        + (["FD ARGen − floor (paired)"] if excess else [])
     lines = [f"**{title}.** {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     warnings = []
     for space, label in spaces.items():
@@ -110,6 +120,8 @@ def distance_table(title: str, spaces: dict[str, str], blocks: dict[str, dict], 
                                     f"too small)" if k != "fd" and k in block else "") for k in ("fd", *grouped)]
         if floor_blocks:
             cells += [_fmt(floor, k) for k in ("fd", *grouped)]
+        if excess:
+            cells.append(_fmt(excess.get(space, {}), "fd_excess"))
         lines.append("| " + " | ".join(cells) + " |")
         for who, b in (("ARGen", block), ("floor", floor)):
             if b.get("warning"):
