@@ -104,7 +104,8 @@ def test_repro_evaluates_generated_clips_against_real_ones_and_writes_the_report
                                                             stage.get("deps", []))}
     assert readers == set(), readers
     report = (project / "reports/report.md").read_text()
-    assert "## Generation metrics (tables 1, 8)" in report and "FVD, sFVD and tFVD not computed" in report
+    assert "## Generation metrics (tables 1, 4, 5, 8)" in report
+    assert "FVD, sFVD and tFVD were not computed" in report and "evaluate.i3d_path" in report
     notes = [line for line in report.splitlines() if "Missing input" in line or "Unreadable input" in line]
     assert notes == [], notes
     assert (project / "reports/evaluate/grid.png").stat().st_size > 0

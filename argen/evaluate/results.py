@@ -29,11 +29,12 @@ from argen.evaluate.frechet import fd_difference, fd_with_interval, grouped_fd, 
 
 
 def _interval(interval) -> list[float] | None:
-    return None if interval is None else [round(float(interval[0]), 4), round(float(interval[1]), 4)]
+    return None if interval is None else [_round(interval[0]), _round(interval[1])]
 
 
 def _round(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), 4)
+    """Five significant digits (JSON stays readable; the small face-descriptor distances keep their digits)."""
+    return None if value is None or not np.isfinite(value) else float(f"{round(float(value), 6):.5g}")
 
 
 def distance_block(real: np.ndarray, generated: np.ndarray, subjects: np.ndarray | None, emotions: np.ndarray,
@@ -91,16 +92,21 @@ def diversity(features: np.ndarray, emotions: np.ndarray) -> dict[str, dict]:
     return out
 
 
+def _num(value: float) -> str:
+    """Two decimals, or three significant digits below 1 (face-descriptor distances are ~0.01)."""
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
 def _fmt(block: dict, key: str) -> str:
     value = block.get(key)
     if value is None:
         return "n/a"
     interval = block.get(f"{key}_interval")
-    text = f"{value:.2f}"
+    text = _num(value)
     if key != "fd" and block.get(f"{key}_sd") is not None:
-        text += f" ± {block[f'{key}_sd']:.2f}"
+        text += f" ± {_num(block[f'{key}_sd'])}"
     if interval:
-        text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+        text += f" [{_num(interval[0])}, {_num(interval[1])}]"
     return text
 
 
@@ -143,7 +149,7 @@ def diversity_table(spaces: dict[str, str], sets: dict[str, dict[str, dict]], ca
             for by_space in sets.values():
                 entry = by_space.get(space, {}).get(emotion)
                 cells.append("n/a" if not entry or entry["mean_pairwise_distance"] is None
-                             else f"{entry['mean_pairwise_distance']:.2f} (n={entry['n']})")
+                             else f"{_num(entry['mean_pairwise_distance'])} (n={entry['n']})")
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
