@@ -38,6 +38,7 @@ import yaml
 
 from argen.errors import UserError
 from argen.io import staged_outputs
+from argen.markdown import markdown_table
 from argen.recognize.evidence import yaml_value
 
 CONFIG = Path("configs/ablations.yaml")
@@ -302,7 +303,7 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
     for table in config["tables"]:
         metrics, percent = table["metrics"], bool(table.get("percent"))
         header = ["ablation"] + list(metrics)
-        lines = [f"### {table['title']}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        body: list[list[str]] = []
         notes: list[str] = []
         missing: dict[str, list[str]] = {}  # what is missing -> the rows it is missing from
         cache: dict[tuple[str, str], dict | None] = {}
@@ -347,7 +348,7 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
             name = experiment_name(config, row["experiment"])
             if found is None:
                 status = row_status(config, row["experiment"], revisions, statuses)
-                lines.append(f"| {row['label']} | " + " | ".join([status] * len(metrics)) + " |")
+                body.append([row["label"], *[status] * len(metrics)])
                 said = {"not run": "has not run", "failed": "failed (dvc queue logs " + name + ")"}.get(status, f"is {status}")
                 notes.append(f"{row['label']}: experiment {name} {said}; to run it: "
                              f"`{shell_text(queue_command(config, row['experiment']))}`")
@@ -366,7 +367,8 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
                                 "source": f"{metric['file']}:{metric['path']}", "value": metric["value"],
                                 "sd": metric.get("sd"), "low": metric.get("low"), "high": metric.get("high"),
                                 "n": metric.get("n"), "delta_vs_full": delta})
-            lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+            body.append([row["label"], *cells])
+        lines = [f"### {table['title']}", "", *markdown_table(header, body, "The table names no rows.")]
         against = table["rows"][ref]["label"] if ref is not None else None
         lines += ["", "Value ± sd [95 % interval] N=count where the metrics carry them"
                   + (f"; (Δ) the difference against {against} (`{experiment_name(config, 'full')}`)"
@@ -475,14 +477,13 @@ def cost_table(config: dict, revisions: dict[str, str], read: FileReader,
 
 
 def cost_markdown(cost: pd.DataFrame) -> str:
-    lines = ["### What each ablation cost", "",
-             "| experiment | status | wall time | stages re-run against `full` | of them, with other outputs |",
-             "|---|---|---|---|---|"]
+    body = []
     for row in cost.itertuples(index=False):
         wall = "n/a" if row.wall_s is None or pd.isna(row.wall_s) else f"{row.wall_s / 60:.1f} min"
         text = [v if isinstance(v, str) else "" for v in (row.stages_rerun, row.outputs_changed)]
-        lines.append(f"| {row.experiment} | {row.status} | {wall} | {text[0]} | {text[1]} |")
-    lines += ["", "Stages re-run: the experiment's `dvc.lock` entry differs from the `full` experiment's (a changed "
+        body.append([row.experiment, row.status, wall, *text])
+    header = ["experiment", "status", "wall time", "stages re-run against `full`", "of them, with other outputs"]
+    lines = ["### What each ablation cost", "", *markdown_table(header, body, "No experiment is configured."), "", "Stages re-run: the experiment's `dvc.lock` entry differs from the `full` experiment's (a changed "
                   "command, dependency, parameter or output, or a stage `full` lacks), in pipeline order; the last "
                   "column keeps those whose outputs' hashes differ. Wall time: first to last time stamp of the "
                   "experiment's `dvc queue logs` (the stages that ran; n/a when the log is gone)."]

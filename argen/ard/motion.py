@@ -57,7 +57,7 @@ from torch import nn
 from tqdm import tqdm
 
 from argen.ard.guidance import guidance_curve
-from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
+from argen.aus import INTENSITY_AUS, MAX_INTENSITY
 from argen.errors import UserError
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame

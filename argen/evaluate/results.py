@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from argen.evaluate.frechet import fd_difference, fd_with_interval, grouped_fd, mean_pairwise_distance
+from argen.markdown import markdown_table
 
 
 def _interval(interval) -> list[float] | None:
@@ -117,8 +118,7 @@ def distance_table(title: str, spaces: dict[str, str], blocks: dict[str, dict], 
     header = ["feature space", "N real / gen"] + [f"{names[k]} ARGen" for k in ("fd", *grouped)] \
         + ([f"{names[k]} floor" for k in ("fd", *grouped)] if floor_blocks else []) \
         + (["FD ARGen − floor (paired)"] if excess else [])
-    lines = [f"**{title}.** {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    warnings = []
+    rows, warnings = [], []
     for space, label in spaces.items():
         block, floor = blocks.get(space, {}), floor_blocks.get(space, {})
         cells = [label, f"{block.get('n_real', 0)} / {block.get('n_generated', 0)}"]
@@ -128,10 +128,11 @@ def distance_table(title: str, spaces: dict[str, str], blocks: dict[str, dict], 
             cells += [_fmt(floor, k) for k in ("fd", *grouped)]
         if excess:
             cells.append(_fmt(excess.get(space, {}), "fd_excess"))
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
         for who, b in (("ARGen", block), ("floor", floor)):
             if b.get("warning"):
                 warnings.append(f"{label}, {who}: {b['warning']}")
+    lines = [f"**{title}.** {caption}", "", *markdown_table(header, rows, "No feature space was computed.")]
     lines.append("")
     lines += [f"- {w}" for w in warnings] + ([""] if warnings else [])
     return lines
@@ -140,9 +141,8 @@ def distance_table(title: str, spaces: dict[str, str], blocks: dict[str, dict], 
 def diversity_table(spaces: dict[str, str], sets: dict[str, dict[str, dict]], caption: str) -> list[str]:
     """Markdown lines: mean pairwise distance per emotion and space for each named set (with N)."""
     header = ["emotion"] + [f"{label.replace(' FD', '')}: {name}" for label in spaces.values() for name in sets]
-    lines = [f"**Diversity (table 8's question).** {caption}", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
     emotions = sorted({e for by_space in sets.values() for space in by_space.values() for e in space})
+    rows = []
     for emotion in emotions:
         cells = [emotion]
         for space in spaces:
@@ -150,22 +150,26 @@ def diversity_table(spaces: dict[str, str], sets: dict[str, dict[str, dict]], ca
                 entry = by_space.get(space, {}).get(emotion)
                 cells.append("n/a" if not entry or entry["mean_pairwise_distance"] is None
                              else f"{_num(entry['mean_pairwise_distance'])} (n={entry['n']})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append(cells)
+    return [f"**Diversity (table 8's question).** {caption}", "",
+            *markdown_table(header, rows, "No clip set has clips of an emotion to compare."), ""]
 
 
-def au_f1_table(rows: pd.DataFrame, judge: pd.DataFrame | None, caption: str) -> list[str]:
+def au_f1_table(rows_in: pd.DataFrame, judge: pd.DataFrame | None, caption: str) -> list[str]:
     """Markdown lines: per emotion the AU F1 of prompt vs extraction (mean, n) and the judge's share."""
     header = ["emotion", "AU F1, D3 (n)", "AU F1, evaluation clips ARGen (n)", "AU F1, the real clips (n)",
               "judge: D3 classified as target [95 % CI] (n)"]
-    lines = [f"**Expression fidelity.** {caption}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for emotion in sorted(rows.emotion.unique()):
+    judged = set(judge.emotion) if judge is not None else set()
+    rows = []
+    for emotion in sorted(set(rows_in.emotion) | judged):
         cells = [emotion]
         for which in ("augmentation", "ground_truth_generated", "ground_truth_real"):
-            values = rows[(rows.emotion == emotion) & (rows.set == which)].f1
+            values = rows_in[(rows_in.emotion == emotion) & (rows_in.set == which)].f1
             cells.append(f"{values.mean():.2f} ({len(values)})" if len(values) else "n/a")
         hit = judge[judge.emotion == emotion] if judge is not None else pd.DataFrame()
         cells.append(f"{100 * hit.share.iloc[0]:.1f} % [{100 * hit.low.iloc[0]:.1f}, {100 * hit.high.iloc[0]:.1f}] "
                      f"({int(hit.clips.iloc[0])})" if len(hit) else "n/a")
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines + [""]
+        rows.append(cells)
+    empty = ("No AU F1: no prompt cites an Action Unit (as with fixed prompts, `asi.mode: fixed`); and the judge "
+             "classified no clip.")
+    return [f"**Expression fidelity.** {caption}", "", *markdown_table(header, rows, empty), ""]

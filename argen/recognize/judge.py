@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 from argen.emotions import EMOTION_INDEX
 from argen.errors import InputError
+from argen.markdown import markdown_table
 from argen.recognize.metrics import wilson_interval
 from argen.recognize.models import build_model
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
@@ -78,10 +79,10 @@ def judge_markdown(judged: pd.DataFrame) -> str:
     """The judge's shares as a Markdown table (empty when nothing was judged)."""
     if judged.empty:
         return ""
+    rows = [[r.model, r.set, r.emotion, r.clips, f"{100 * r.share:.1f} [{100 * r.low:.1f}, {100 * r.high:.1f}]",
+             r.most_confused_with] for r in judged.itertuples(index=False)]
+    header = ["model", "set", "emotion", "clips", "classified as target", "most often taken for"]
     lines = ["", "The recogniser as a judge: share of each added set's clips that the model trained on the "
              "original split classifies as their target emotion (mean over seeds, 95 % Wilson interval).", "",
-             "| model | set | emotion | clips | classified as target | most often taken for |", "|---|---|---|---|---|---|"]
-    for r in judged.itertuples(index=False):
-        lines.append(f"| {r.model} | {r.set} | {r.emotion} | {r.clips} | {100 * r.share:.1f} "
-                     f"[{100 * r.low:.1f}, {100 * r.high:.1f}] | {r.most_confused_with} |")
+             *markdown_table(header, rows, "Nothing was judged.")]
     return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from argen.emotions import EMOTIONS
+from argen.markdown import markdown_table
 from argen.recognize.metrics import paired_difference, paper_name, wilson_interval
 
 #: Columns a predictions table needs.
@@ -187,45 +188,40 @@ def markdown(table: pd.DataFrame, deltas: pd.DataFrame, shares: pd.DataFrame, sh
     lines = [f"Recognition on the test split ({provenance}). Cells: pooled value over folds, averaged over seeds, "
              "with its 95 % interval (bootstrap over test clips for WAR/UAR, Wilson for a class recall); "
              "below it mean ± sd over the runs (folds x seeds). Support: test clips of the class, pooled.", ""]
-    lines.append("| model | training split | runs | " + " | ".join(shown) + " |")
-    lines.append("|---|---|---|" + "---|" * len(shown))
+    rows = []
     for row in table.to_dict("records"):
         cells = []
         for name in shown:
-            key = name
-            value, low, high = row[key], row[f"{key}_low"], row[f"{key}_high"]
-            cell = f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+            cell = f"{_pct(row[name])} [{_pct(row[f'{name}_low'])}, {_pct(row[f'{name}_high'])}]"
             if row["runs"] > 1:
-                cell += f"<br>{_pct(row[f'{key}_mean'])} ± {_pct(row[f'{key}_sd'])}"
+                cell += f"<br>{_pct(row[f'{name}_mean'])} ± {_pct(row[f'{name}_sd'])}"
             cells.append(cell)
-        lines.append(f"| {row['model']} | {row['variant']} | {row['runs']} | " + " | ".join(cells) + " |")
-    supports = [f"n = {int(table[f'{n}_support'].iloc[0])}" if n.startswith("AR-") else
-                f"n = {int(table.test_clips.iloc[0])}" for n in shown]
-    lines.append("| support | | | " + " | ".join(supports) + " |")
+        rows.append([row["model"], row["variant"], row["runs"], *cells])
+    if len(table):
+        rows.append(["support", "", "", *[f"n = {int(table[f'{n}_support'].iloc[0])}" if n.startswith("AR-") else
+                                          f"n = {int(table.test_clips.iloc[0])}" for n in shown]])
+    lines += markdown_table(["model", "training split", "runs", *shown], rows, "No run was evaluated.")
     if not deltas.empty:
         lines += ["", "Differences against the original training split, in points: pooled paired bootstrap "
                   "[95 % interval]; then the mean over runs paired by fold and seed with its t interval "
                   "(needs two pairs).", ""]
-        lines.append("| model | added | pairs | " + " | ".join(f"Δ {n}" for n in shown) + " |")
-        lines.append("|---|---|---|" + "---|" * len(shown))
+        rows = []
         for row in deltas.to_dict("records"):
             cells = []
             for name in shown:
-                key = name
-                cell = f"{_signed(row[f'd_{key}'])} [{_signed(row[f'd_{key}_low'])}, {_signed(row[f'd_{key}_high'])}]"
+                cell = f"{_signed(row[f'd_{name}'])} [{_signed(row[f'd_{name}_low'])}, {_signed(row[f'd_{name}_high'])}]"
                 if row["pairs"] > 1:
-                    cell += (f"<br>{_signed(row[f'd_{key}_runs'])} [{_signed(row[f'd_{key}_runs_low'])}, "
-                             f"{_signed(row[f'd_{key}_runs_high'])}]")
+                    cell += (f"<br>{_signed(row[f'd_{name}_runs'])} [{_signed(row[f'd_{name}_runs_low'])}, "
+                             f"{_signed(row[f'd_{name}_runs_high'])}]")
                 cells.append(cell)
-            lines.append(f"| {row['model']} | {row['variant']} | {row['pairs']} | " + " | ".join(cells) + " |")
+            rows.append([row["model"], row["variant"], row["pairs"], *cells])
+        lines += markdown_table(["model", "added", "pairs", *[f"Δ {n}" for n in shown]], rows, "No paired run.")
     if not shares.empty:
         lines += ["", "ARGen's gain as a share of the oracle's (demo renderer's own clips, same counts): "
                   "(argen − original) / (oracle − original), pooled; n/a where the oracle did not gain.", ""]
-        lines.append("| model | " + " | ".join(shown) + " |")
-        lines.append("|---|" + "---|" * len(shown))
-        for row in shares.to_dict("records"):
-            lines.append(f"| {row['model']} | " + " | ".join(
-                _pct(row[f"share_{n}"]) + (" %" if np.isfinite(row[f"share_{n}"]) else "") for n in shown) + " |")
+        rows = [[row["model"], *[_pct(row[f"share_{n}"]) + (" %" if np.isfinite(row[f"share_{n}"]) else "")
+                                 for n in shown]] for row in shares.to_dict("records")]
+        lines += markdown_table(["model", *shown], rows, "No oracle run.")
     return "\n".join(lines) + "\n"
 
 

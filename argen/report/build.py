@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from argen.markdown import markdown_table
+
 log = logging.getLogger("argen.report")
 
 #: Where the report and the figures it draws itself go (all paths in the Markdown are relative to REPORTS).
@@ -178,13 +180,12 @@ def cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def table_markdown(frame: pd.DataFrame) -> str:
-    """A DataFrame as a Markdown table; numeric columns right-aligned."""
+def table_markdown(frame: pd.DataFrame, empty: str) -> str:
+    """A DataFrame as a Markdown table, numeric columns right-aligned; ``empty``, in italics, when it has no rows."""
     rule = ["---:" if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
             else "---" for c in frame.columns]
-    lines = ["| " + " | ".join(map(cell, frame.columns)) + " |", "| " + " | ".join(rule) + " |"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+    rows = ([cell(v) for v in row] for row in frame.itertuples(index=False))
+    return "\n".join(markdown_table([cell(c) for c in frame.columns], rows, empty, rule))
 
 
 def excerpt(text: str, limit: int = 90) -> str:
@@ -254,7 +255,7 @@ def summary_section(params, s: Section) -> None:
             ("seed", str(params.seed))]
     s.text("What produced this report, from `params.yaml`. The report carries no date and no git state: "
            "the same pipeline outputs give the same bytes.", "",
-           table_markdown(pd.DataFrame(rows, columns=["setting", "value"])))
+           table_markdown(pd.DataFrame(rows, columns=["setting", "value"]), "No settings."))
 
 
 def dataset_section(params, s: Section) -> None:
@@ -272,7 +273,7 @@ def dataset_section(params, s: Section) -> None:
                    f"{cell(subsets.get('scarce_fraction'))}.")
         if metrics.get("warning"):
             s.text(f"> {metrics['warning']}")
-        s.text("Clips per emotion and split:", "", table_markdown(table))
+        s.text("Clips per emotion and split:", "", table_markdown(table, "The split table has no clips."))
 
     s.attempt(counts)
     s.image(REPORTS / "decompose/class_distribution.png", "Clips per emotion: the long tail (fig. 1a)")
@@ -286,12 +287,13 @@ def identities_section(params, s: Section) -> None:
         rows = [("admitted", metrics.get("selected")), ("rejected", metrics.get("rejected")),
                 ("mean AU intensity of the admitted frames", metrics.get("mean_au_of_selected")),
                 ("mean admissible frames per clip", metrics.get("mean_admissible_frames"))]
-        s.text(table_markdown(pd.DataFrame([(k, cell(v)) for k, v in rows], columns=["identity frames", "value"])))
+        s.text(table_markdown(pd.DataFrame([(k, cell(v)) for k, v in rows], columns=["identity frames", "value"]),
+                              "No identity metrics."))
         reasons = metrics.get("rejection_reasons") or {}
         if reasons:
             top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
             s.text("Rejected clips by reason (frames of the 16 failing each test):", "",
-                   table_markdown(pd.DataFrame(top, columns=["reason", "clips"])))
+                   table_markdown(pd.DataFrame(top, columns=["reason", "clips"]), "No clip was rejected."))
 
     s.attempt(figures)
     s.image(REPORTS / "identities/grid.png", "Admitted identity frames with their quality figures (fig. 6)")
@@ -314,7 +316,8 @@ def knowledge_base_section(params, s: Section) -> None:
             "support (share)": kb.support_fraction.astype(float).round(3) if "support_fraction" in kb else np.nan})
         s.text("K = {(A_i, c_i, d_i, r_i)}: EMFACS prototypes and their variants from the literature, and AU "
                "combinations seen in the dataset's scarce clips (support = clips of the emotion showing it).", "",
-               table_markdown(shown.sort_values(["emotion", "source", "kind"], kind="stable")))
+               table_markdown(shown.sort_values(["emotion", "source", "kind"], kind="stable"),
+                              "The knowledge base has no entries."))
 
     s.attempt(table)
     s.image(REPORTS / "au_kb/au_distribution.png", "AU activation per scarce emotion in the dataset (fig. 7)")
@@ -336,7 +339,8 @@ def prompts_section(params, s: Section) -> None:
             s.text("First-attempt verification against the knowledge base, with retrieval and without "
                    "(hallucinated = cites an AU outside the FACS table or contradicting the emotion):", "",
                    table_markdown(pd.DataFrame(rows, columns=["mode", "retrieval", "N prompts", "hallucinated prompts",
-                                                              "hallucinated AUs", "format failures", "AU F1"])))
+                                                              "hallucinated AUs", "format failures", "AU F1"]),
+                                  "No prompt was verified."))
         else:
             s.text("> Fixed prompts (`asi.mode: fixed`): nothing is composed, so nothing is verified.")
 
@@ -353,7 +357,7 @@ def prompts_section(params, s: Section) -> None:
         if "action" in prompts:
             per["outcome"] = [", ".join(f"{k} {v}" for k, v in sorted(g.action.value_counts().items()))
                               for _, g in prompts.groupby("emotion", sort=True)]
-        s.text("Per emotion:", "", table_markdown(per))
+        s.text("Per emotion:", "", table_markdown(per, "No prompts were written."))
 
     s.attempt(rates)
     s.attempt(verification)
@@ -414,7 +418,8 @@ def policy_section(params, figures: Path, s: Section) -> None:
         s.text(f"Mean total reward per held-out pair for the learned policy and its references. Learned − best "
                f"fixed action ({metrics.get('best_fixed_action', 'n/a')}): "
                f"{json.dumps(metrics.get('learned_minus_best_fixed', 'n/a'), sort_keys=True)}; beats it beyond noise: "
-               f"{metrics.get('learned_beats_best_fixed', 'n/a')}.", "", table_markdown(frame[keep]))
+               f"{metrics.get('learned_beats_best_fixed', 'n/a')}.", "",
+               table_markdown(frame[keep], "No held-out pair was evaluated."))
 
     def rewards() -> None:
         metrics = read_json(REPORTS / "rewards/metrics.json")
@@ -425,7 +430,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
         mean = metrics.get("mean") or {}
         if mean:
             s.text("Mean component rewards over the reward table:", "",
-                   table_markdown(pd.DataFrame([mean])))
+                   table_markdown(pd.DataFrame([mean]), "No rewards."))
 
     s.attempt(curves)
     s.attempt(heldout)
@@ -518,7 +523,7 @@ def generated_section(params, figures: Path, s: Section) -> None:
                               "identity cue": shown.prompt.map(identity_cue), "T*": shown["T"],
                               "a*": shown.a.astype(float), "b*": shown.b.astype(float),
                               "prompt (excerpt)": shown.prompt.map(lambda p: excerpt(prompt_expression(p), 80))})
-        s.text("The clips shown:", "", table_markdown(table))
+        s.text("The clips shown:", "", table_markdown(table, "No clips to show."))
 
     s.attempt(summary)
     s.attempt(grid)
