@@ -244,7 +244,8 @@ def test_the_html_is_self_contained(tmp_path: Path, monkeypatch) -> None:
 
 def test_the_dvc_stage_depends_on_exactly_what_the_report_reads() -> None:
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]
-    assert stage["deps"] == ["stages/report.py", "argen/report", *REPORT_INPUTS]
+    data = [d for d in stage["deps"] if not d.startswith(("stages/", "argen/"))]  # code: tests/test_stage_deps.py
+    assert data == list(REPORT_INPUTS) and "argen/report" in stage["deps"]
     assert "report" in stage["params"] and stage["cmd"] == "python stages/report.py"
     outs = {next(iter(o)) if isinstance(o, dict) else o: o for o in stage["outs"]}
     assert set(outs) == {"reports/report.md", "reports/report.html", "reports/report_figures"}
