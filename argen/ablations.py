@@ -39,7 +39,7 @@ import yaml
 from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.markdown import markdown_table
-from argen.recognize.evidence import yaml_value
+from argen.recognize.evidence import print_or_queue, shell_text, yaml_value
 
 CONFIG = Path("configs/ablations.yaml")
 OUT = Path("reports/ablations")
@@ -102,11 +102,6 @@ def queue_command(config: dict, experiment: str) -> list[str]:
     for key, value in overrides(config, experiment).items():
         command += ["-S", f"{key}={yaml_value(value)}"]
     return command
-
-
-def shell_text(command: list[str]) -> str:
-    """The command as one line a shell accepts (values with brackets, braces, commas or spaces quoted)."""
-    return " ".join(f"'{c}'" if any(ch in c for ch in " [{,*") else c for c in command)
 
 
 def wanted_experiments(config: dict, tables: list[int] | None = None) -> list[str]:
@@ -527,11 +522,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.action == "table":
             print(ablation_report(config, experiment_revisions(config), statuses=queue_statuses(), out_dir=args.out))
             return
-        for experiment in wanted_experiments(config, args.table):
-            command = queue_command(config, experiment)
-            print(shell_text(command))
-            if args.action == "queue":
-                subprocess.run(command, check=True)
+        print_or_queue((queue_command(config, e) for e in wanted_experiments(config, args.table)),
+                       run=args.action == "queue")
     except (UserError, subprocess.CalledProcessError) as err:
         log.error("%s", err)
         sys.exit(1)

@@ -155,7 +155,8 @@ class SamplerConfig:
         steps: T, the DDIM steps requested (the policy picks T in {5, 10, 15, 20}).
         a, b: shape of the guidance curve f(m; a, b) (``argen.ard.guidance``).
         g_min, g_max: guidance bounds.
-        guidance_form: ``paper`` (eq. 12 as written) or ``peak`` (normalised to reach g_max).
+        guidance_form: ``paper`` (eq. 12 as written), ``peak`` (normalised to reach g_max) or ``constant``
+            (the midpoint on every frame: no curve).
         resample_iters: r, re-noise-and-redo iterations per step (the reference code uses 4).
         height, width: sampling resolution in pixels.
         eta: DDIM eta (0: deterministic steps; the randomness is in the queue noise and resampling).

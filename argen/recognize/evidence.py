@@ -135,6 +135,19 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
     return text
 
 
+def shell_text(command: list[str]) -> str:
+    """The command as one line a shell accepts (values with brackets, braces, commas or spaces quoted)."""
+    return " ".join(f"'{c}'" if any(ch in c for ch in " [{,*") else c for c in command)
+
+
+def print_or_queue(commands, run: bool) -> None:
+    """Print each ``dvc exp run --queue`` command; with ``run``, also run it (a failure raises)."""
+    for command in commands:
+        print(shell_text(command))
+        if run:
+            subprocess.run(command, check=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["queue", "table", "commands"])
@@ -146,10 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.action == "table":
             print(evidence_table(config))
             return
-        for command in queue_commands(config):
-            print(" ".join(f"'{c}'" if any(ch in c for ch in " [{,") else c for c in command))
-            if args.action == "queue":
-                subprocess.run(command, check=True)
+        print_or_queue(queue_commands(config), run=args.action == "queue")
     except (UserError, subprocess.CalledProcessError) as err:
         log.error("%s", err)
         sys.exit(1)
