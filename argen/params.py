@@ -483,7 +483,7 @@ class EvaluateParams(_Section):
     ``bootstrap``: resamples for every interval; ``min_group``: clips a subject or expression group needs
     on both sides to enter sFD/tFD. ``floor``: on the demo, re-render every evaluation clip's subject and
     label with the demo's own renderer (a perfect generator given the same inputs) for each distance's
-    floor at the same N. ``grid_examples``: clips per emotion in ``reports/evaluate/grid.png``.
+    floor at the same N. ``grid_examples``: clips per emotion in ``reports/evaluate/grid.jpg``.
     """
 
     source: Literal["pipeline", "ckplus"] = "pipeline"

@@ -12,7 +12,7 @@ original, generated (D3) and oracle sets; and the recognition judge. Writes:
 * ``reports/evaluate/metrics.json``: per comparison (``ground_truth``, ``augmentation``) and feature space,
   FD / sFD / tFD with N, intervals and warnings, ARGen's and the floor's; ``fvd`` (I3D, or why not);
   ``diversity``; ``au_f1``; the judge.
-* ``reports/evaluate/tables.md`` (the report includes it) and ``reports/evaluate/grid.png`` (real, ARGen
+* ``reports/evaluate/tables.md`` (the report includes it) and ``reports/evaluate/grid.jpg`` (real, ARGen
   and floor clips, frames 1, 6, 11, 16: the paper's fig. 9).
 """
 
@@ -235,7 +235,7 @@ def main(params: Params) -> None:
         write_parquet(clips_out, root / "clips.parquet", metadata=meta)
         write_parquet(feature_rows, root / "features.parquet", metadata=meta)
         write_parquet(skipped, root / "skipped.parquet", metadata=meta)
-        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.png"), ard.size)
+        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.jpg"), ard.size)
     log.info("evaluated %d clips of %s (%d skipped): %s", len(inputs), where, len(skipped),
              {space: ground_truth["argen"][space].get("fd") for space in spaces})
 

@@ -5,7 +5,7 @@ identities and prompts, the trained policy (``models/policy``) and the generator
 ``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``ard.n_frames`` frames at ``ard.size``),
 ``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
 action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
-``reports/generate/contact_sheet.png``.
+``reports/generate/contact_sheet.jpg``.
 
 Each process generates into ``data/cache/generate/rank_<r>/``; the clips are then moved into place together.
 On several GPUs: ``torchrun --nproc_per_node N stages/generate.py`` (rank r makes clips r, r + N, ...;
@@ -104,7 +104,7 @@ def main(params: Params) -> None:
                  for r in ok.head(cfg.contact_sheet).itertuples(index=False)]
         if shown:
             shown_frames = sorted({int(round(f)) for f in np.linspace(1, ard.n_frames, 4)})
-            contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
+            contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.jpg"))
         out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
     shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]
