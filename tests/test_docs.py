@@ -156,6 +156,30 @@ def test_every_python_module_named_exists(page: Path) -> None:
     assert not missing, f"{page.name} runs modules that do not exist: {missing}"
 
 
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
+KEY = re.compile(r"(?<![\w./-])(%s)\.(\w+\*?)(?![\w/])" % "|".join(map(re.escape, PARAMS)))
+FILE_SUFFIXES = {"py", "md", "yaml", "json", "csv", "parquet", "png", "jpg", "html", "txt", "safetensors"}
+
+
+def unknown_params_keys(text: str) -> list[str]:
+    """``section.key`` names (``-S`` overrides included) that params.yaml does not have; ``key*`` is a prefix."""
+    spans = INLINE.findall(FENCE.sub("", text)) + FENCE.findall(text)
+    unknown = set()
+    for section, key in (m for span in spans for m in KEY.findall(span)):
+        if key in FILE_SUFFIXES or not isinstance(PARAMS[section], dict):
+            continue
+        known = PARAMS[section]
+        if not (key in known or key.endswith("*") and any(k.startswith(key[:-1]) for k in known)):
+            unknown.add(f"{section}.{key}")
+    return sorted(unknown)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_every_params_key_named_exists(page: Path) -> None:
+    unknown = unknown_params_keys(page.read_text())
+    assert not unknown, f"{page.name} names params.yaml keys that do not exist: {unknown}"
+
+
 def test_the_checker_finds_a_wrong_path() -> None:
     """The checks themselves: a planted wrong path, placeholder and output are told apart."""
     text = "See `argen/no_such_module.py`, `reports/recognize/<run>/metrics.json` and `data/interim/aus.parquet`."
@@ -163,3 +187,5 @@ def test_the_checker_finds_a_wrong_path() -> None:
     assert names == ["argen/no_such_module.py", "data/interim/aus.parquet", "reports/recognize/<run>/metrics.json"]
     assert [path_exists(n) for n in names] == [False, True, True]
     assert not path_exists("data/interim/no_such_table.parquet")
+    assert unknown_params_keys("`dvc exp run -S ard.lambda=1 -S ard.no_such_key=2`, `evaluate.lpips_*`, "
+                               "`decompose.py`") == ["ard.no_such_key"]
