@@ -113,7 +113,8 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], frames: list[int], path: P
         tiles.append(np.concatenate([header, strip], axis=0))
     width = max(t.shape[1] for t in tiles)
     tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
-    if not cv2.imwrite(str(path), np.concatenate(tiles, axis=0), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), np.concatenate(tiles, axis=0), jpeg):
         raise OSError(f"{path}: could not write the contact sheet")
 
 
