@@ -85,12 +85,15 @@ def anchors(page: Path) -> set[str]:
 
 def layout_map() -> list[str]:
     """The paths of the README's layout map: the fenced block under "## Layout", two spaces of indent per
-    folder level, each line a name column (``a.py, b.py`` or ``data/ models/``) then a description."""
+    folder level, each line a name column (``a.py, b.py`` or ``data/ models/``) then a description; a line
+    indented deeper than one level below its folder continues the description above it."""
     section = README.read_text().split("\n## Layout\n", 1)[1]
     lines = FENCE.search(section).group(0).splitlines()[1:-1]
     paths, parents = [], []
     for line in lines:
         depth = (len(line) - len(line.lstrip(" "))) // 2
+        if depth > len(parents):  # a description carried on to the next line
+            continue
         names = [n for n in re.split(r"[,\s]+", re.split(r"\s{2,}", line.strip())[0]) if n]
         parents = parents[:depth]
         paths += ["/".join(parents + [n.rstrip("/")]) for n in names]
@@ -121,7 +124,8 @@ def test_docs_pages_exist_and_the_readme_links_each() -> None:
     pages = [p for p in PAGES if p != README]
     assert len(pages) >= 5, pages
     linked = {Path(link.split("#")[0]).name for link in LINK.findall(README.read_text())}
-    assert not [p.name for p in pages if p.name not in linked], "docs pages the README does not link"
+    unlinked = [p.name for p in pages if p.name not in linked]
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from argen.ard.preview import contact_sheet
+from argen.generators.preview import contact_sheet
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BYTES = 1_000_000
