@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 
 from argen.aus import INTENSITY_COLUMNS
+from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.extract.landmarks import MEASURES, geometric_measures
 from argen.face import crop_box
+from argen.io import decode_frame
 from argen.params import IdentitiesParams
 
 #: Frame checks in the order their failures are reported.
@@ -118,6 +120,18 @@ def select_identities(frames: pd.DataFrame, sources: pd.DataFrame,
                        "mean_au": float(mean_au.min()), "n_frames": len(rows), "n_admissible": len(admissible)})
         selected.append(record)
     return pd.DataFrame(selected), pd.DataFrame(rejected, columns=["clip_id", "reason"])
+
+
+def read_identity_image(path: Path) -> np.ndarray:
+    """One identity frame (BGR, as OpenCV reads it) written by the identities stage.
+
+    Raises:
+        InputError: the file is missing, unreadable or damaged (:func:`argen.io.decode_frame` says how).
+    """
+    image, problem = decode_frame(path)
+    if problem:
+        raise InputError(f"identity image {path}: {problem} (re-run the identities stage: dvc repro identities)")
+    return image
 
 
 def identity_file_name(clip_id: str) -> str:

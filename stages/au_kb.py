@@ -8,20 +8,16 @@ emotion, description, per-AU intensity r, source literature/data, support),
 """
 
 import logging
-from pathlib import Path
 
 from argen.asi.facs import load_facs
 from argen.asi.kb import KB_SCHEMA, apex_frames, build_knowledge_base, plot_au_distribution, unusable_clips
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
+from argen.paths import AU_CLIPS as PROCESSED, FRAMES, KB, KB_SKIPPED as SKIPPED, report_dir
 from argen.stage import provenance, run_stage
 
-FRAMES = Path("data/interim/aus.parquet")
-PROCESSED = Path("data/interim/aus_clips.parquet")
-KB = Path("data/interim/au_kb.parquet")
-SKIPPED = Path("data/interim/au_kb_skipped.parquet")
-REPORTS = Path("reports/au_kb")
+REPORTS = report_dir("au_kb")
 
 log = logging.getLogger("argen.stages.au_kb")
 

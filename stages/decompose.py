@@ -8,18 +8,16 @@ A configuration without identity sources is logged as a warning and noted in the
 """
 
 import logging
-from pathlib import Path
 
 from argen.datasets import DatasetLayoutError, index_dataset
 from argen.decompose import CLIPS_SCHEMA, SKIPS_SCHEMA, class_counts, clip_table, identity_source_warning, \
     plot_class_distribution, skip_table, summary_metrics
 from argen.io import staged_outputs
 from argen.params import Params
+from argen.paths import CLIPS, DECOMPOSE_SKIPPED as SKIPPED, report_dir
 from argen.stage import provenance, run_stage
 
-CLIPS = Path("data/interim/clips.parquet")
-SKIPPED = Path("data/interim/decompose_skipped.parquet")
-REPORTS = Path("reports/decompose")
+REPORTS = report_dir("decompose")
 
 log = logging.getLogger("argen.stages.decompose")
 

@@ -3,13 +3,12 @@
 Reads ``seed`` and ``demo`` from params.yaml; writes ``data/raw/demo``.
 """
 
-from pathlib import Path
 
 from argen.demo.dataset import write_demo_dataset
 from argen.params import Params
+from argen.paths import DEMO as OUT
 from argen.stage import run_stage
 
-OUT = Path("data/raw/demo")
 
 
 def main(params: Params) -> None:

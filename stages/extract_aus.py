@@ -10,7 +10,6 @@ stored, so that the same params give byte-identical outputs; ``benchmarks/au_lan
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -19,13 +18,10 @@ from argen.errors import InputError, UserError
 from argen.extract.run import PURPOSES, extract, select_clips, selection_summary
 from argen.io import read_table, staged_outputs
 from argen.params import Params
+from argen.paths import AU_CLIPS as PROCESSED, CLIPS, EXTRACT_SKIPPED as SKIPPED, FRAMES, report_dir
 from argen.stage import provenance, run_stage
 
-CLIPS = Path("data/interim/clips.parquet")
-FRAMES = Path("data/interim/aus.parquet")
-PROCESSED = Path("data/interim/aus_clips.parquet")
-SKIPPED = Path("data/interim/extract_aus_skipped.parquet")
-METRICS = Path("reports/extract_aus/metrics.json")
+METRICS = report_dir("extract_aus") / "metrics.json"
 
 log = logging.getLogger("argen.stages.extract_aus")
 

@@ -8,7 +8,6 @@ Reads ``identities``, ``data/interim/clips.parquet`` and ``data/interim/aus.parq
 """
 
 import logging
-from pathlib import Path
 
 from argen.decompose import CLIPS_SCHEMA
 from argen.errors import InputError, UserError
@@ -17,14 +16,12 @@ from argen.extract.run import QUALITY_COLUMNS
 from argen.identities import identity_grid, select_identities, write_identity_images
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
+from argen.paths import (
+    CLIPS, FRAMES, IDENTITIES as TABLE, IDENTITIES_REJECTED as REJECTED, IDENTITY_IMAGES as IMAGES, report_dir,
+)
 from argen.stage import provenance, run_stage
 
-CLIPS = Path("data/interim/clips.parquet")
-FRAMES = Path("data/interim/aus.parquet")
-IMAGES = Path("data/interim/identities")
-TABLE = Path("data/interim/identities.parquet")
-REJECTED = Path("data/interim/identities_rejected.parquet")
-REPORTS = Path("reports/identities")
+REPORTS = report_dir("identities")
 
 log = logging.getLogger("argen.stages.identities")
 

@@ -9,7 +9,6 @@ reason), ``reports/motion_model/metrics.json`` and the training loss curve (DVCL
 
 import logging
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -18,13 +17,10 @@ from argen.generators.motion import MotionModelConfig, MotionModelError, Trainin
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
+from argen.paths import AU_CLIPS as PROCESSED, FRAMES, MOTION_MODEL as MODEL, MOTION_SKIPPED as SKIPPED, report_dir
 from argen.stage import CurveLogger, live_logger, run_stage
 
-FRAMES = Path("data/interim/aus.parquet")
-PROCESSED = Path("data/interim/aus_clips.parquet")
-MODEL = Path("models/motion")
-SKIPPED = Path("data/interim/motion_skipped.parquet")
-REPORTS = Path("reports/motion_model")
+REPORTS = report_dir("motion_model")
 
 #: Loss values averaged into one point of the logged curve.
 LOG_EVERY = 20

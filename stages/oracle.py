@@ -8,15 +8,13 @@ there is no data-generating process to draw from: the stage writes an empty set 
 """
 
 import logging
-from pathlib import Path
 
 from argen.demo.oracle import oracle_counts, render_oracle_set
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
+from argen.paths import GENERATED_INDEX as GENERATED, ORACLE as OUT
 from argen.stage import provenance, run_stage
 
-GENERATED = Path("data/generated/index.parquet")
-OUT = Path("data/oracle")
 
 log = logging.getLogger("argen.stages.oracle")
 

@@ -8,23 +8,19 @@ mouth opening).
 """
 
 import logging
-from pathlib import Path
 
 import pandas as pd
 
-from argen.generators.factory import make_generator
-from argen.generators.preview import contact_sheet, preview_items, run_preview
 from argen.errors import InputError
 from argen.extract import FRAME_COLUMNS
+from argen.generators.factory import make_generator
+from argen.generators.preview import contact_sheet, preview_items, run_preview
 from argen.io import read_table, staged_outputs
 from argen.params import Params
+from argen.paths import FRAMES, IDENTITIES, IDENTITY_IMAGES as IMAGES, PROMPTS, report_dir
 from argen.stage import run_stage
 
-IDENTITIES = Path("data/interim/identities.parquet")
-IMAGES = Path("data/interim/identities")
-PROMPTS = Path("data/interim/prompts.parquet")
-FRAMES = Path("data/interim/aus.parquet")
-REPORTS = Path("reports/generator")
+REPORTS = report_dir("generator")
 
 log = logging.getLogger("argen.stages.preview")
 

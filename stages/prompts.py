@@ -8,42 +8,21 @@ prompt X_T with AU codes removed, the retrieved entries, the verification record
 """
 
 import logging
-from pathlib import Path
-
-import numpy as np
-import pandas as pd
 
 from argen.asi.facs import load_facs
 from argen.asi.kb import KB_SCHEMA, knowledge_base_problems
 from argen.asi.prompts import build_requests, fixed_prompts, generate_prompts, hallucination_metrics, make_composer
 from argen.errors import InputError
 from argen.extract import LANDMARK_COLUMNS
-from argen.io import decode_frame, read_table, staged_outputs
+from argen.identities import read_identity_image
+from argen.io import read_table, staged_outputs
 from argen.params import Params
+from argen.paths import IDENTITIES, IDENTITY_IMAGES as IMAGES, KB, PROMPTS, report_dir
 from argen.stage import provenance, run_stage
 
-IDENTITIES = Path("data/interim/identities.parquet")
-IMAGES = Path("data/interim/identities")
-KB = Path("data/interim/au_kb.parquet")
-PROMPTS = Path("data/interim/prompts.parquet")
-REPORTS = Path("reports/prompts")
+REPORTS = report_dir("prompts")
 
 log = logging.getLogger("argen.stages.prompts")
-
-
-def identity_images(identities: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The identity image of every identity, by clip id.
-
-    Raises:
-        InputError: an image is missing or does not decode cleanly; the message names it.
-    """
-    images = {}
-    for row in identities.itertuples():
-        image, problem = decode_frame(IMAGES / row.image_file)
-        if problem:
-            raise InputError(f"identity image {IMAGES / row.image_file}: {problem} (run `dvc repro identities`)")
-        images[row.clip_id] = image
-    return images
 
 
 def main(params: Params) -> None:
@@ -60,7 +39,8 @@ def main(params: Params) -> None:
         problems = knowledge_base_problems(kb, scarce, facs)
         if problems:
             raise InputError(f"{KB}: {'; '.join(problems)} (run `dvc repro au_kb`)")
-        images, composer = identity_images(identities), make_composer(cfg, params.seed)
+        images = {row.clip_id: read_identity_image(IMAGES / row.image_file) for row in identities.itertuples()}
+        composer = make_composer(cfg, params.seed)
         requests = build_requests(identities, images, kb, scarce, cfg.mode, cfg.k, cfg.retrieval, params.seed)
         prompts = generate_prompts(requests, composer, kb, facs, cfg.on_hallucination, cfg.max_tries)
         metrics[cfg.mode] = hallucination_metrics(prompts)

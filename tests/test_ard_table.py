@@ -162,7 +162,7 @@ def test_reward_shard_records_failed_videos(monkeypatch) -> None:
                                          extract=None, a_max=5.0, base_seed=0, image_dir="unused",
                                          landmarks={i: np.zeros((68, 2)) for i in identities.clip_id},
                                          au_rows_path="unused")
-    monkeypatch.setattr(reward_table.cv2, "imread", lambda path, flags=None: np.zeros((16, 16, 3), np.uint8))
+    monkeypatch.setattr(reward_table, "read_identity_image", lambda path: np.zeros((16, 16, 3), np.uint8))
     monkeypatch.setitem(reward_table._worker, "context", context)
     monkeypatch.setitem(reward_table._worker, "generator", FlakyGenerator())
     monkeypatch.setitem(reward_table._worker, "auditor", Auditor())

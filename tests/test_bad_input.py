@@ -597,10 +597,10 @@ def test_preview_without_a_motion_model(project: Project) -> None:
 
 
 def test_policy_detects_a_stale_reward_table(project: Project) -> None:
-    project.params(ard={"generator": "warp"})
+    project.params(generator={"generator": "warp"})
     failed(project.run("policy"), "data/interim/rewards.parquet is stale", "generator.generator: table 'motion', params 'warp'",
            "dvc repro rewards")
-    project.params(ard={"generator": "motion"}, rewards={"frames": 5})
+    project.params(generator={"generator": "motion"}, rewards={"frames": 5})
     failed(project.run("policy"), "rewards.frames: table 3, params 5")
 
 
@@ -627,7 +627,7 @@ def test_policy_reports_bad_ratings_line_by_line(project: Project) -> None:
 
 
 def test_generate_with_every_clip_failing_is_an_error(project: Project) -> None:
-    project.params(ard={"n_frames": 12})  # the motion model makes 8
+    project.params(generator={"n_frames": 12})  # the motion model makes 8
     failed(project.run("generate"), "every one of the 4 clips failed", "the motion model makes 8 frames")
 
 

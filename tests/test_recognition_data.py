@@ -220,7 +220,7 @@ def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path
     from skimage import data
 
     from argen.params import Params
-    from stages.tracks import build_tracks
+    from argen.recognize.tracks import build_tracks
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ARGEN_CACHE", str(tmp_path / "cache"))

@@ -103,6 +103,17 @@ def test_the_stage_depends_on_the_code_it_runs(name: str) -> None:
         assert not missing, f"dvc.yaml stage {name} runs code it does not list under deps: {missing}"
 
 
+@pytest.mark.parametrize("name", sorted(stages()))
+def test_the_stage_lists_no_code_it_does_not_run(name: str) -> None:
+    """An over-broad code dep re-runs the stage (and everything after it) for nothing when that code changes."""
+    stage = stages()[name]
+    deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+    scripts = [w for w in stage["cmd"].split() if w.startswith("stages/") and w.endswith(".py")]
+    runs = set().union(*(code_closure(ROOT / script) for script in scripts))
+    unused = [d for d in deps if d.startswith("argen/") and not any(covered(p, [d]) for p in runs)]
+    assert not unused, f"dvc.yaml stage {name} lists code it never runs: {unused}"
+
+
 def test_the_walk_finds_lazy_imports_and_package_data() -> None:
     """The walk itself: an import inside a function and a data file read by name are found."""
     imports = imported_modules(ROOT / "argen/policy/augment.py")

@@ -28,9 +28,8 @@ from argen.errors import InputError
 from argen.extract import LANDMARK_COLUMNS
 from argen.io import decode_frame, read_table
 from argen.params import DataParams, Params
+from argen.paths import CLIPS, KB
 
-CLIPS = Path("data/interim/clips.parquet")
-KB = Path("data/interim/au_kb.parquet")
 
 #: Mixed into the seed of the floor's clips (a stream apart from the dataset's and the oracle's).
 FLOOR_STREAM = 0xF1004

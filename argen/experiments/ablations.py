@@ -37,12 +37,13 @@ import pandas as pd
 import yaml
 
 from argen.errors import UserError
+from argen.experiments.queue import print_or_queue, shell_text, yaml_value
 from argen.io import staged_outputs
 from argen.markdown import markdown_table
-from argen.experiments.queue import print_or_queue, shell_text, yaml_value
+from argen.paths import report_dir
 
 CONFIG = Path("configs/ablations.yaml")
-OUT = Path("reports/ablations")
+OUT = report_dir("ablations")
 
 log = logging.getLogger("argen.experiments.ablations")
 

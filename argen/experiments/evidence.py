@@ -29,15 +29,16 @@ import pandas as pd
 import yaml
 
 from argen.errors import UserError
+from argen.experiments.queue import print_or_queue, yaml_value
 from argen.io import staged_outputs
 from argen.params import validate_params
+from argen.paths import report_dir
 from argen.recognize.judge import judge_markdown
-from argen.experiments.queue import print_or_queue, yaml_value
 from argen.recognize.summary import markdown, recognition_tables, stage_tables
 from argen.stats import wilson_interval
 
 CONFIG = Path("configs/evidence.yaml")
-OUT = Path("reports/evidence")
+OUT = report_dir("evidence")
 
 log = logging.getLogger("argen.experiments.evidence")
 

@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
 from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.face import FaceAnalyzer
+from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.identities import read_identity_image
 
 #: Height of one line of the label strip above each row of the contact sheet, in pixels, and its font.
 LABEL_HEIGHT = 22
@@ -72,10 +73,7 @@ def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Pa
     for emotion in emotions:
         chosen = prompts[prompts.emotion == emotion].drop_duplicates("identity_id").head(per_emotion)
         for row in chosen.itertuples(index=False):
-            path = image_dir / table.loc[row.identity_id, "image_file"]
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
+            image = read_identity_image(image_dir / table.loc[row.identity_id, "image_file"])
             landmarks = landmarks_of(table.loc[[row.identity_id]])[0]
             aus = prompt_aus_from_line(row.raw_final)
             items.append(PreviewItem(f"demo {row.identity_id}", emotion,

@@ -91,14 +91,9 @@ def pair_states(cfg: GeneratorParams, pairs, identities, image_dir: Path) -> tup
     Raises:
         InputError: an identity image is missing or unreadable.
     """
-    from argen.errors import InputError
     from argen.extract import landmarks_of
+    from argen.identities import read_identity_image
 
-    images = []
-    for identity in pairs.identity_id:
-        path = image_dir / identities.loc[identity, "image_file"]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
-        images.append(image)
+    images = [read_identity_image(image_dir / identities.loc[identity, "image_file"])
+              for identity in pairs.identity_id]
     return encode_states(cfg, images, landmarks_of(identities.loc[pairs.identity_id]), pairs.prompt.tolist())

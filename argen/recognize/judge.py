@@ -8,41 +8,16 @@ the seed-averaged hits and the set's clip count.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
-from safetensors.torch import load_file
 
 from argen.emotions import EMOTION_INDEX
-from argen.errors import InputError
 from argen.markdown import markdown_table
-from argen.recognize.models import build_model
+from argen.recognize.run import load_run
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
 from argen.stats import wilson_interval
-
-
-def load_run(model_dir: Path) -> tuple[dict, list[torch.nn.Module], tuple[np.ndarray, np.ndarray] | None]:
-    """(config, one trained model per seed, geometry input statistics or None) of a recognize run's folder."""
-    config_path = model_dir / "config.json"
-    if not config_path.is_file():
-        raise InputError(f"{config_path}: missing (run the recognize stage for this model first)")
-    config = json.loads(config_path.read_text())
-    models = []
-    for seed in config["seeds"]:
-        model = build_model(config["model"], len(config["classes"]), width=config["width"], hidden=config["hidden"],
-                            geometry_dim=config["geometry_dim"], clip_path=config["clip_path"],
-                            class_names=config["classes"], max_frames=config["max_frames"])
-        model.load_state_dict(load_file(str(model_dir / f"seed_{seed}.safetensors")))
-        models.append(model.eval())
-    stats_path = model_dir / "input_stats.safetensors"
-    stats = None
-    if stats_path.is_file():
-        tensors = load_file(str(stats_path))
-        stats = (tensors["mean"].numpy(), tensors["std"].numpy())
-    return config, models, stats
 
 
 def judge_set(model_dir: Path, table: pd.DataFrame, frame_rows: pd.DataFrame) -> pd.DataFrame:

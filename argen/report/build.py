@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 
 from argen.markdown import markdown_table
+from argen.paths import REPORTS
 
 log = logging.getLogger("argen.report")
 
 #: Where the report and the figures it draws itself go (all paths in the Markdown are relative to REPORTS).
-REPORTS = Path("reports")
 FIGURES = REPORTS / "report_figures"
 
 #: Every file or folder the report reads, in the order of its sections: the dvc stage's deps (after the stage

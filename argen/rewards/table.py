@@ -27,7 +27,6 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -39,15 +38,17 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
 from argen.actions import ACTIONS
-from argen.rewards.components import RewardSettings, VideoAuditor
-from argen.errors import InputError
+from argen.errors import InputError, UserError
 from argen.extract import landmarks_of
 from argen.extract.run import make_backend
 from argen.face import haar_cascade
+from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
+from argen.identities import read_identity_image
 from argen.io import read_table, staged_outputs
 from argen.params import ExtractAUsParams, GeneratorParams, RewardsParams
+from argen.paths import REWARD_VIDEOS
+from argen.rewards.components import RewardSettings, VideoAuditor
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,36 @@ def generation_settings(cfg: GeneratorParams) -> dict:
     return {key: value for key, value in cfg.model_dump(mode="json").items() if key not in NOT_GENERATION_KEYS}
 
 
+def stale_settings(meta: dict[str, str], generator: GeneratorParams, rewards: RewardsParams
+                   ) -> dict[str, tuple[object, object]]:
+    """The settings that differ between a reward table (its Parquet metadata, as the rewards stage writes it)
+    and the current params: ``{"generator.size": (table's value, params' value), ...}``; empty when fresh.
+
+    The generator settings of :func:`generation_settings` and every ``rewards`` key but the execution
+    ones (:data:`EXECUTION_KEYS`) count; a key the table does not record counts as changed.
+    """
+    made = json.loads(meta.get("generation", "{}"))
+    stale = {f"generator.{key}": (made.get(key), value) for key, value in generation_settings(generator).items()
+             if made.get(key) != value}
+    made_rewards = json.loads(meta.get("params", "{}")).get("rewards", {})
+    for key, value in rewards.model_dump(mode="json", exclude=set(EXECUTION_KEYS)).items():
+        if made_rewards.get(key) != value:
+            stale[f"rewards.{key}"] = (made_rewards.get(key), value)
+    return stale
+
+
+def check_fresh(meta: dict[str, str], generator: GeneratorParams, rewards: RewardsParams, path: Path) -> None:
+    """Stop when the reward table at ``path`` (metadata ``meta``) was made under other settings than the params.
+
+    Raises:
+        UserError: naming each stale setting with the table's and the params' value.
+    """
+    stale = stale_settings(meta, generator, rewards)
+    if stale:
+        shown = ", ".join(f"{k}: table {a!r}, params {b!r}" for k, (a, b) in stale.items())
+        raise UserError(f"{path} is stale ({shown}): re-run the rewards stage (dvc repro rewards)")
+
+
 def fingerprint(context: RewardContext, pairs: pd.DataFrame) -> str:
     """A digest of what determines the table's rows: the pairs (prompts, identity frames and landmarks),
     the settings and the generator's model files."""
@@ -176,10 +207,7 @@ def compute_shard(index: int, pairs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
     steps_max = max(action[0] for action in ACTIONS)
     rows = []
     for pair in pairs.itertuples(index=False):
-        path = Path(context.image_dir) / pair.image_file
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
+        image = read_identity_image(Path(context.image_dir) / pair.image_file)
         item = GenerationInput(image, context.landmarks[pair.identity_id], pair.prompt,
                                prompt_aus_from_line(pair.raw_final))
         for s in range(context.rewards.n_seeds):
@@ -203,7 +231,7 @@ def compute_shard(index: int, pairs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
                            seconds=time.perf_counter() - start)
                 rows.append(row)
                 if context.rewards.keep_videos:
-                    keep_video(video, Path("data/cache/reward_videos") / (row["video_id"].replace("/", "__") + ".png"))
+                    keep_video(video, REWARD_VIDEOS / (row["video_id"].replace("/", "__") + ".png"))
     return index, pd.DataFrame(rows)
 
 
@@ -272,11 +300,6 @@ def run_shards(todo: list[int], shards: list[pd.DataFrame], context: RewardConte
         futures = [pool.submit(compute_shard, index, shards[index]) for index in todo]
         for future in as_completed(futures):
             yield future.result()
-
-
-def distributed_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when not distributed."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
 def identity_landmarks(identities: pd.DataFrame) -> dict[str, np.ndarray]:
