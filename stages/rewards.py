@@ -28,7 +28,7 @@ from argen.ard.reward_table import (
     COMPONENTS, GENERATION_KEYS, TIMING_COLUMNS, RewardContext, ShardStore, distributed_rank, fingerprint, identity_landmarks,
     make_pairs, read_reward_inputs, run_shards, shard_pairs,
 )
-from argen.ard.rewards import empirical_a_max
+from argen.ard.rewards import training_a_max
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
@@ -55,7 +55,7 @@ def a_max_value(params: Params) -> float:
         return float(cfg.a_max)
     clips = read_table(CLIPS, ["clip_id", "split"], "extract_aus")
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
-    value = empirical_a_max(frames[frames.clip_id.isin(clips.clip_id[clips.split == "train"])], cfg.a_max_quantile)
+    value = training_a_max(frames, clips, cfg.a_max_quantile)
     log.info("a_max = %.3f (the %.2f quantile of the AU-vector norm over real training frames)", value,
              cfg.a_max_quantile)
     return value

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 
-from argen.emotions import EMOTION_INDEX
 from argen.errors import InputError
 from argen.markdown import markdown_table
 from argen.recognize.metrics import wilson_interval
 from argen.recognize.models import build_model
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
+from argen.weights import load_checked
 
 
 def load_run(model_dir: Path) -> tuple[dict, list[torch.nn.Module], tuple[np.ndarray, np.ndarray] | None]:
@@ -35,12 +34,13 @@ def load_run(model_dir: Path) -> tuple[dict, list[torch.nn.Module], tuple[np.nda
         model = build_model(config["model"], len(config["classes"]), width=config["width"], hidden=config["hidden"],
                             geometry_dim=config["geometry_dim"], clip_path=config["clip_path"],
                             class_names=config["classes"], max_frames=config["max_frames"])
-        model.load_state_dict(load_file(str(model_dir / f"seed_{seed}.safetensors")))
+        made_by = f"recognize@{config['model']}-original"
+        model.load_state_dict(load_checked(model_dir / f"seed_{seed}.safetensors", made_by, model.state_dict()))
         models.append(model.eval())
     stats_path = model_dir / "input_stats.safetensors"
     stats = None
     if stats_path.is_file():
-        tensors = load_file(str(stats_path))
+        tensors = load_checked(stats_path, f"recognize@{config['model']}-original")
         stats = (tensors["mean"].numpy(), tensors["std"].numpy())
     return config, models, stats
 
@@ -60,19 +60,32 @@ def judge_set(model_dir: Path, table: pd.DataFrame, frame_rows: pd.DataFrame) ->
     else:
         data = load_video_data(table, config["image_size"], config["face_crop"])
     predictions = np.stack([predict(model, data, config["frames"]).argmax(1) for model in models])
-    classes = config["classes"]
+    return judge_shares(data.labels, predictions, config["classes"])
+
+
+def judge_shares(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Per emotion present in ``labels``: the share of that emotion's clips predicted as it, over seeds.
+
+    Args:
+        labels: (n,) true class index of every judged clip.
+        predictions: (S, n) predicted class index per seed and clip.
+        classes: class names in index order.
+
+    Returns:
+        One row per emotion with clips (its clips only), hits (averaged over seeds), share, low, high (the
+        Wilson interval on the rounded hits) and the most common wrong prediction.
+    """
+    labels, predictions = np.asarray(labels, int), np.asarray(predictions, int)
     rows = []
-    for emotion in sorted(set(table.label), key=EMOTION_INDEX.get):
-        mine = data.labels == EMOTION_INDEX[emotion]
+    for index in sorted(set(labels.tolist())):
+        mine = labels == index
         n = int(mine.sum())
-        if not n:
-            continue
-        hits = float(np.mean([(p[mine] == EMOTION_INDEX[emotion]).sum() for p in predictions]))
+        hits = float(np.mean([(p[mine] == index).sum() for p in predictions]))
         low, high = wilson_interval(int(round(hits)), n)
-        wrong = predictions[:, mine][predictions[:, mine] != EMOTION_INDEX[emotion]]
-        rows.append({"emotion": emotion, "clips": n, "hits": hits, "share": hits / n, "low": low, "high": high,
-                     "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
-    return pd.DataFrame(rows)
+        wrong = predictions[:, mine][predictions[:, mine] != index]
+        rows.append({"emotion": classes[index], "clips": n, "hits": hits, "share": hits / n, "low": low,
+                     "high": high, "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
+    return pd.DataFrame(rows, columns=["emotion", "clips", "hits", "share", "low", "high", "most_confused_with"])
 
 
 def judge_markdown(judged: pd.DataFrame) -> str:
