@@ -26,9 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import stats
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
 #: The 95 % two-sided normal quantile.
 Z95 = 1.959963984540054
@@ -76,6 +74,9 @@ def recognition_figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int
     Raises:
         ValueError: lengths differ or a label is outside 0..n_classes-1.
     """
+    import torch  # imported here: the helpers above serve modules that never need torch (the policy comparison)
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
+
     truth, predicted = _check_labels(truth, predicted, n_classes)
     support = np.bincount(truth, minlength=n_classes)
     if truth.size == 0:
