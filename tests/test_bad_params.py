@@ -18,8 +18,8 @@ import pytest
 import torch
 from pydantic import BaseModel
 
-from argen.ard.motion import MotionDenoiser, MotionModel, MotionModelConfig, MotionModelError
-from argen.ard.policy import PolicyNetwork, load_policy, save_policy
+from argen.generators.motion import MotionDenoiser, MotionModel, MotionModelConfig, MotionModelError
+from argen.policy.reinforce import PolicyNetwork, load_policy, save_policy
 from argen.datasets.base import ClipSource, collect_frames
 from argen.errors import InputError
 from argen.params import Params, ParamsError, load_params, validate_params
@@ -66,7 +66,7 @@ def test_every_number_refuses_a_boolean() -> None:
     for key in INT_KEYS + FLOAT_KEYS:
         with pytest.raises(ParamsError, match=rf"'{key}': .*boolean"):
             validate_params(nested(key, True))
-    for key, value in (("recognize.seeds", [0, True]), ("ard.fixed_action", [True, 2.0, 2.0]),
+    for key, value in (("recognize.seeds", [0, True]), ("generate.fixed_action", [True, 2.0, 2.0]),
                        ("demo.class_fractions", {"happy": True})):
         with pytest.raises(ParamsError, match=rf"'{key}': .*boolean"):
             validate_params(nested(key, value))
@@ -79,7 +79,7 @@ def test_every_number_refuses_a_boolean() -> None:
     ("preview.frames", [0, 6], "preview.frames.0"),
     ("preview.action", [7, 2, 2], "not in the action space"),
     ("preview.action", [20, 3, 3], "not in the action space"),
-    ("ard.fixed_action", [7, 2, 2], "not in the action space"),
+    ("generate.fixed_action", [7, 2, 2], "not in the action space"),
     ("ard.policy_lr", 0.0, "ard.policy_lr"),
 ])
 def test_numbers_outside_what_the_stage_can_use_are_refused(key: str, value: Any, words: str) -> None:
@@ -87,12 +87,19 @@ def test_numbers_outside_what_the_stage_can_use_are_refused(key: str, value: Any
         validate_params(nested(key, value))
 
 
+def test_the_params_action_space_is_the_samplers() -> None:
+    from argen.actions import ACTIONS
+    from argen.params import ACTION_SPACE
+
+    assert ACTION_SPACE == ACTIONS
+
+
 def test_preview_frames_are_checked_against_the_clip_length() -> None:
     with pytest.raises(ParamsError, match=r"preview.frames \[40\] lie beyond the 16 frames"):
         validate_params({"preview": {"frames": [1, 40]}})
-    assert validate_params({"preview": {"frames": [1, 8]}, "ard": {"n_frames": 8}}).preview.frames == [1, 8]
+    assert validate_params({"preview": {"frames": [1, 8]}, "generator": {"n_frames": 8}}).preview.frames == [1, 8]
     with pytest.raises(ParamsError, match="beyond the 8 frames"):
-        validate_params({"ard": {"n_frames": 8}})  # the default frames 1, 6, 11, 16 no longer fit
+        validate_params({"generator": {"n_frames": 8}})  # the default frames 1, 6, 11, 16 no longer fit
 
 
 def write(tmp_path: Path, text: str) -> Path:

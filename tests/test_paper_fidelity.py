@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argen.ablations import read_config
-from argen.recognize.evidence import evidence_source
+from argen.experiments.ablations import read_config
+from argen.experiments.evidence import evidence_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,7 @@ def test_reinforce_only_chooses_on_step_count_and_quality_rewards_without_a_curv
     rewards for step count and quality"."""
     shipped = read_config(ROOT / "configs/ablations.yaml")
     overrides = shipped["experiments"]["reinforce_only_no_asi"]
-    assert overrides["ard.guidance_form"] == "constant"
+    assert overrides["generator.guidance_form"] == "constant"
     assert overrides["ard.weight_face"] == 0 and overrides["ard.weight_expression"] == 0
     assert overrides.get("ard.weight_quality", 1) != 0 and overrides.get("ard.weight_au", 0) == 0
     table5 = next(t for t in shipped["tables"] if t["paper"] == 5)

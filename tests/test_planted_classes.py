@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.comparison import fit_and_compare
-from argen.ard.policy import ACTIONS, PolicySettings, train_policy
-from argen.ard.rewards import EXPRESSION_INDEX, expression_reward, frame_quality, quality_reward, \
+from argen.policy.comparison import fit_and_compare
+from argen.policy.reinforce import ACTIONS, PolicySettings, train_policy
+from argen.rewards.components import EXPRESSION_INDEX, expression_reward, frame_quality, quality_reward, \
     temporal_consistency, training_a_max
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.emotions import EMOTIONS
@@ -29,7 +29,7 @@ from argen.evaluate.frechet import fd_with_interval
 from argen.evaluate.results import distance_block
 from argen.recognize.clips import content_keys
 from argen.recognize.judge import judge_shares
-from argen.recognize.oracle import oracle_counts
+from argen.demo.oracle import oracle_counts
 from argen.recognize.summary import delta_table, oracle_shares
 
 
@@ -87,7 +87,7 @@ def test_the_loss_uses_the_shaped_rewards(advantage: str) -> None:
 # --- selection leakage ------------------------------------------------------------------------------------
 
 def test_best_fixed_action_and_training_come_from_the_training_pairs(monkeypatch) -> None:
-    import argen.ard.comparison as comparison
+    import argen.policy.comparison as comparison
 
     rng = np.random.default_rng(1)
     n_pairs, seeds = 8, 2

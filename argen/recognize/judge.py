@@ -17,9 +17,9 @@ import torch
 
 from argen.errors import InputError
 from argen.markdown import markdown_table
-from argen.recognize.metrics import wilson_interval
 from argen.recognize.models import build_model
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
+from argen.stats import wilson_interval
 from argen.weights import load_checked
 
 
