@@ -378,6 +378,56 @@ def reference_row(table: dict) -> int | None:
     return full[0] if full else None
 
 
+def row_metrics(table: dict, row: dict, commit: str, read: FileReader, cache: dict,
+                missing: Callable[[str], None]) -> dict[str, dict]:
+    """Every metric of one finished row from its experiment's files; ``missing(what)`` for each not found.
+
+    Args:
+        cache: (commit, file) -> parsed file, shared by the rows of a table.
+    """
+    found = {}
+    for label, specs in table["metrics"].items():
+        specs = [specs] if isinstance(specs, str) else list(specs)
+        tried, metric = [], None
+        for spec in specs:
+            file, path = split_spec(spec.format(variant=row.get("variant", "argen")), table.get("file"))
+            if (commit, file) not in cache:
+                cache[commit, file] = parse_file(file, read(commit, file))
+            data = cache[commit, file]
+            if data is None:
+                tried.append(f"no {file} (absent or unreadable)")
+                continue
+            try:
+                metric = read_metric(data, path) | {"file": file, "path": path}
+                break
+            except KeyError:
+                reason = _not_computed(data, path)
+                tried.append(f"not computed ({reason})" if reason else f"no key `{path}` in {file}")
+        if metric is None:
+            metric = {"value": None, "file": file, "path": path}
+            missing(f"{label}: " + next((t for t in tried if t.startswith("not computed")), " or ".join(tried)))
+        elif metric["value"] is None:
+            missing(f"{label}: `{metric['path']}` in {metric['file']} is {json.dumps(metric['raw'])[:40]}, "
+                    "not a number")
+        found[label] = metric
+    return found
+
+
+def table_text(config: dict, table: dict, header: list[str], body: list[list[str]], ref: int | None,
+               missing: dict[str, list[str]], notes: list[str]) -> str:
+    """One comparison table's Markdown: title, table, how to read it, the table's note, the n/a and row notes."""
+    lines = [f"### {table['title']}", "", *markdown_table(header, body, "The table names no rows.")]
+    against = table["rows"][ref]["label"] if ref is not None else None
+    lines += ["", "Value ± sd [95 % interval] N=count where the metrics carry them"
+              + (f"; (Δ) the difference against {against} (`{experiment_name(config, 'full')}`)"
+                 + (" in percentage points" if table.get("percent") else "") if against else "") + "."]
+    if table.get("note"):
+        lines += ["", str(table["note"]).strip()]
+    lines += [f"- n/a {what} ({', '.join(dict.fromkeys(names))})" for what, names in missing.items()]
+    lines += [f"- {note}" for note in dict.fromkeys(notes)]
+    return "\n".join(lines) + "\n"
+
+
 def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
                       statuses: dict[str, str] | None = None, committed: pd.DataFrame | None = None
                       ) -> tuple[str, pd.DataFrame]:
@@ -409,41 +459,14 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
                 old = committed_row(committed, table["title"], row["label"], name, unique)
                 if old is not None:
                     kept[k] = old[1]
-                    notes.append(f"{row['label']}: kept from the committed table (experiment {old[1]} is "
-                                 f"{'not in this workspace' if status == 'not run' else status} here)")
                 values.append(old[0] if old else None)
                 continue
-            commit = revisions[alias[experiment]]
-            found = {}
-            for label, specs in metrics.items():
-                specs = [specs] if isinstance(specs, str) else list(specs)
-                tried, metric = [], None
-                for spec in specs:
-                    file, path = split_spec(spec.format(variant=row.get("variant", "argen")), table.get("file"))
-                    if (commit, file) not in cache:
-                        cache[commit, file] = parse_file(file, read(commit, file))
-                    data = cache[commit, file]
-                    if data is None:
-                        tried.append(f"no {file} (absent or unreadable)")
-                        continue
-                    try:
-                        metric = read_metric(data, path) | {"file": file, "path": path}
-                        break
-                    except KeyError:
-                        reason = _not_computed(data, path)
-                        tried.append(f"not computed ({reason})" if reason else f"no key `{path}` in {file}")
-                if metric is None:
-                    metric = {"value": None, "file": file, "path": path}
-                    said = next((t for t in tried if t.startswith("not computed")), " or ".join(tried))
-                    missing.setdefault(f"{label}: {said}", []).append(name)
-                elif metric["value"] is None:
-                    missing.setdefault(f"{label}: `{metric['path']}` in {metric['file']} is "
-                                       f"{json.dumps(metric['raw'])[:40]}, not a number", []).append(name)
-                found[label] = metric
-            values.append(found)
+            values.append(row_metrics(table, row, revisions[alias[experiment]], read, cache,
+                                      lambda what: missing.setdefault(what, []).append(name)))
         ref = reference_row(table)
         reference = values[ref] if ref is not None else None
         seen = {} if reference is None else {value_signature(reference, percent): table["rows"][ref]["label"]}
+        twins: dict[int, str] = {}  # row -> what it says instead of values the same as an earlier row's
         clips = {k: clips_hash(read(revisions[alias[row["experiment"]]], "dvc.lock"))
                  for k, row in enumerate(table["rows"]) if k not in kept and alias[row["experiment"]] in revisions}
         for k, (row, found) in enumerate(zip(table["rows"], values)):
@@ -473,25 +496,19 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
             signature = value_signature(found, percent)
             first = seen.setdefault(signature, row["label"])
             if first != row["label"] and any(v != "n/a" for v in signature):
-                same_clips = ""
                 twin = next(j for j, r in enumerate(table["rows"]) if r["label"] == first)
-                if clips.get(k) and clips.get(k) == clips.get(twin):
-                    same_clips = ": the same generated clips"
-                cells = [f"same values as {first}{same_clips}"] + [""] * (len(cells) - 1)
+                same = clips.get(k) is not None and clips.get(k) == clips.get(twin)
+                twins[len(body)] = f"same values as {first}" + (": the same generated clips" if same else "")
             body.append([row["label"] + (" (committed)" if k in kept else ""), *cells])
         header, body, dropped = drop_empty_columns(header, body)
+        for k, said in twins.items():
+            body[k] = [body[k][0], said, *[""] * (len(header) - 2)]
         if dropped:
-            notes.insert(0, f"not shown: {', '.join(dropped)} (no row has a value: see the n/a notes)")
-        lines = [f"### {table['title']}", "", *markdown_table(header, body, "The table names no rows.")]
-        against = table["rows"][ref]["label"] if ref is not None else None
-        lines += ["", "Value ± sd [95 % interval] N=count where the metrics carry them"
-                  + (f"; (Δ) the difference against {against} (`{experiment_name(config, 'full')}`)"
-                     + (" in percentage points" if percent else "") if against else "") + "."]
-        if table.get("note"):
-            lines += ["", str(table["note"]).strip()]
-        lines += [f"- n/a {what} ({', '.join(dict.fromkeys(names))})" for what, names in missing.items()]
-        lines += [f"- {note}" for note in dict.fromkeys(notes)]
-        parts.append("\n".join(lines) + "\n")
+            notes.insert(0, f"not shown: {', '.join(dropped)} (no row has a value)")
+        if kept:
+            notes.insert(0, "(committed): kept from the committed table, their experiments ("
+                         + ", ".join(dict.fromkeys(kept.values())) + ") not being in this workspace")
+        parts.append(table_text(config, table, header, body, ref, missing, notes))
     return "\n".join(parts), pd.DataFrame(records, columns=VALUE_COLUMNS)
 
 

@@ -9,6 +9,7 @@ point. Both are printed with a flag instead of as results.
 from __future__ import annotations
 
 import math
+import re
 
 #: Flags written after an interval that cannot be read as one.
 DEGENERATE = "degenerate interval"
@@ -61,3 +62,25 @@ def with_interval(value: object, low: object = None, high: object = None, scale:
     if flag:
         return f"{text} {SHORT[flag]}" if short else f"{text} ({flag})"
     return f"{text} [{lo * scale:{sign}.{digits}f}, {hi * scale:{sign}.{digits}f}]"
+
+
+#: ``value [low, high]`` in text, with an optional ``± sd`` between (signed numbers, a Unicode minus too).
+_NUMBER = r"[-+−]?\d+(?:\.\d+)?"
+INTERVAL_TEXT = re.compile(rf"(?P<value>{_NUMBER})(?P<sd> ± {_NUMBER})? \[(?P<low>{_NUMBER}), (?P<high>{_NUMBER})\]")
+
+
+def flag_intervals(text: str) -> str:
+    """Every ``value [low, high]`` in ``text`` whose interval is degenerate or misses its point, flagged in place.
+
+    For tables written elsewhere (a stage's Markdown, a committed table of older code):
+    ``+0.0 [+0.0, +0.0]`` -> ``+0.0 (degenerate interval)``; ``9.14 [7.51, 8.66]`` -> ``9.14 (interval misses
+    its point)``. The rounded numbers as printed are compared.
+    """
+    def number(text: str) -> float:
+        return float(text.replace("−", "-"))
+
+    def flagged(match: re.Match) -> str:
+        flag = interval_flag(number(match["value"]), number(match["low"]), number(match["high"]))
+        return f"{match['value']}{match['sd'] or ''} ({flag})" if flag else match.group(0)
+
+    return INTERVAL_TEXT.sub(flagged, text)

@@ -163,7 +163,7 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
     predictions, params = collect_predictions(revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
     folds = ", ".join(str(int(f)) for f in sorted(predictions.fold.unique()))
-    source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {params.recognize.seeds}; "
+    source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {', '.join(map(str, params.recognize.seeds))}; "
               f"experiments {', '.join(sorted(revisions))}")
     judged = pooled_judge(revisions)
     text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
