@@ -199,6 +199,15 @@ def test_every_section_in_order_from_complete_inputs(tmp_path: Path, monkeypatch
     assert text.index("\n## Outcome\n") < text.index("Contents:")  # the outcome on the first screen
 
 
+def test_actions_read_as_words_from_every_form_they_are_stored_in() -> None:
+    from argen.report.result_sections import action_words, actions_words
+
+    expected = "T = 5, (a, b) = (2, 3)"
+    assert action_words([np.int64(5), np.float64(2.0), np.float64(3.0)]) == expected  # an index row's values
+    assert action_words("5 (2,3)") == action_words([5, 2.0, 3.0]) == expected  # generate metrics, policy metrics
+    assert actions_words({"5 (2,3)": 40, "20 (2,2)": 5}) == f"{expected}: 40 clips; T = 20, (a, b) = (2, 2): 5 clips"
+
+
 def test_missing_inputs_are_named_in_place_with_the_command(tmp_path: Path, monkeypatch) -> None:
     text, page = build(tmp_path, monkeypatch)  # nothing has run
     for title in SECTION_TITLES:

@@ -22,7 +22,10 @@ GENERATED = Path("data/generated/index.parquet")
 
 def action_words(action) -> str:
     """An action as words: ``"5 (2,3)"`` or ``[5, 2.0, 3.0]`` -> ``T = 5, (a, b) = (2, 3)``."""
-    numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", str(action))]
+    if isinstance(action, (list, tuple)):
+        numbers = [float(x) for x in action]  # numpy scalars too (their repr would read np.int64(5))
+    else:
+        numbers = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", str(action))]
     if len(numbers) != 3:
         return str(action)
     return f"T = {numbers[0]:g}, (a, b) = ({numbers[1]:g}, {numbers[2]:g})"
