@@ -208,6 +208,19 @@ def test_actions_read_as_words_from_every_form_they_are_stored_in() -> None:
     assert actions_words({"5 (2,3)": 40, "20 (2,2)": 5}) == f"{expected}: 40 clips; T = 20, (a, b) = (2, 2): 5 clips"
 
 
+def test_committed_tables_of_older_code_are_read_without_reprs_or_meaningless_intervals(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    write_inputs(tmp_path)
+    write(tmp_path / "reports/evidence/table.md", "# Recognition\n\nfolds [np.int64(1), np.int64(2)] pooled\n\n"
+          "| model | Δ AR-DI | FD |\n|---|---|---|\n| LT | +0.0 [+0.0, +0.0] | 9.14 [7.51, 8.66] |\n\n"
+          "ARGen's gain as a share of the oracle's: (argen − original) / (oracle − original)\n")
+    text, _ = build(tmp_path, monkeypatch)
+    evidence = text.split("### Multi-fold evidence")[1]
+    assert "folds [1, 2] pooled" in evidence and "np." not in text
+    assert "| LT | +0.0 (degenerate interval) | 9.14 (interval misses its point) |" in evidence
+    assert "a negative share means ARGen's clips lowered the figure" in evidence
+
+
 def test_missing_inputs_are_named_in_place_with_the_command(tmp_path: Path, monkeypatch) -> None:
     text, page = build(tmp_path, monkeypatch)  # nothing has run
     for title in SECTION_TITLES:

@@ -265,7 +265,15 @@ def recognition_section(params, figures: Path, s: Section) -> None:
             s.text("### Multi-fold evidence", "", "*Source:* `reports/evidence/table.md` (committed; "
                    + ("provenance in `reports/evidence/sources.json`" if sources.is_file() else "no sources.json")
                    + ").", "", read_markdown(evidence, demote=2))
+            if "share of the oracle's" in evidence.read_text() and "A negative share" not in evidence.read_text():
+                s.text(NEGATIVE_SHARE)
         s.attempt(multi)
+
+
+#: How to read a negative share of the oracle's gain (tables written before summary.py said it themselves).
+NEGATIVE_SHARE = ("> How to read ARGen's share of the oracle's gain: a negative share means ARGen's clips lowered "
+                  "the figure while the oracle's raised it (−43 % = ARGen lost 43 % of what the oracle gained); "
+                  "n/a where the oracle did not gain.")
 
 
 WEIGHTS_HELP = ("Supply the weights in `params.yaml` and run `dvc repro evaluate`: `evaluate.i3d_path` for FVD, "
