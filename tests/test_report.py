@@ -212,12 +212,14 @@ def test_committed_tables_of_older_code_are_read_without_reprs_or_meaningless_in
                                                                                       monkeypatch) -> None:
     write_inputs(tmp_path)
     write(tmp_path / "reports/evidence/table.md", "# Recognition\n\nfolds [np.int64(1), np.int64(2)] pooled\n\n"
-          "| model | Δ AR-DI | FD |\n|---|---|---|\n| LT | +0.0 [+0.0, +0.0] | 9.14 [7.51, 8.66] |\n\n"
+          "| model | Δ AR-DI | FD | most often taken for |\n|---|---|---|---|\n"
+          "| LT | +0.0 [+0.0, +0.0] | 9.14 [7.51, 8.66] |  |\n\n"
           "ARGen's gain as a share of the oracle's: (argen − original) / (oracle − original)\n")
     text, _ = build(tmp_path, monkeypatch)
     evidence = text.split("### Multi-fold evidence")[1]
     assert "folds [1, 2] pooled" in evidence and "np." not in text
-    assert "| LT | +0.0 (degenerate interval) | 9.14 (interval misses its point) |" in evidence
+    assert "| LT | +0.0 (degenerate interval) | 9.14 (interval misses its point) |" in evidence  # empty column gone
+    assert "most often taken for" not in evidence
     assert "a negative share means ARGen's clips lowered the figure" in evidence
 
 

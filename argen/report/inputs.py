@@ -114,9 +114,35 @@ def read_parquet(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
 NUMPY_SCALAR = re.compile(r"\bnp\.(?:u?int|float|bool_|str_)\w*\(([^()]*)\)")
 
 
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+
+
+def drop_empty_table_columns(lines: list[str]) -> list[str]:
+    """Markdown tables without their columns whose body cells are all empty (or n/a)."""
+    out, k = [], 0
+    while k < len(lines):
+        if not (lines[k].startswith("|") and k + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[k + 1])):
+            out.append(lines[k])
+            k += 1
+            continue
+        end = k + 2
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        rows = [_cells(line) for line in lines[k:end]]
+        width = len(rows[0])
+        keep = [j for j in range(width) if any(len(r) != width or r[j] not in ("", "n/a") for r in rows[2:])]
+        if len(keep) == width or not keep or any(len(r) != width for r in rows):
+            out += lines[k:end]
+        else:
+            out += ["| " + " | ".join(r[j] for j in keep) + " |" for r in rows]
+        k = end
+    return out
+
+
 def read_markdown(path: Path, demote: int = 1) -> str:
     """A Markdown file of another stage, verbatim but for its first H1 (dropped), headings (demoted), numpy
-    scalar reprs (``np.int64(1)`` -> ``1``) and intervals that are degenerate or miss their point (flagged:
+    scalar reprs (``np.int64(1)`` -> ``1``), table columns without a value, and intervals that are degenerate or miss their point (flagged:
     :func:`argen.experiments.intervals.flag_intervals`), as committed tables of older code print them."""
     if not path.is_file():
         raise MissingInput(path)
@@ -126,6 +152,6 @@ def read_markdown(path: Path, demote: int = 1) -> str:
         raise UnreadableInput(path, err) from None
     if lines and lines[0].startswith("# "):
         lines = lines[1:]
-    lines = [flag_intervals(NUMPY_SCALAR.sub(r"\1", line)) for line in lines]
+    lines = drop_empty_table_columns([flag_intervals(NUMPY_SCALAR.sub(r"\1", line)) for line in lines])
     return "\n".join(("#" * demote + line) if line.startswith("#") else line for line in lines).strip()
 
