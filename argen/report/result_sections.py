@@ -59,6 +59,11 @@ def training_curves(params) -> list[list[Curve]]:
     return panels
 
 
+#: The held-out references of argen/ard/comparison.py in words.
+POLICY_WORDS = {"learned": "learned policy", "random": "random action", "fixed_T20": "fixed T = 20, (a, b) = (2, 2)",
+                "best_fixed": "best fixed action (on the training pairs)", "oracle": "best action per pair (oracle)"}
+
+
 def policy_section(params, figures: Path, s: Section) -> None:
     ard = params.ard
 
@@ -80,6 +85,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
         keep = [c for c in ("policy", "reward", "reward_se", "R_S", "R_Q", "R_F", "R_E", "R_A", "model_calls")
                 if c in frame]
         frame = frame[keep].rename(columns={"reward_se": "reward (s.e.)", "model_calls": "model calls"})
+        frame["policy"] = frame.policy.map(lambda p: POLICY_WORDS.get(p, p))
         pairs = metrics.get("pairs") or {}
         gap = metrics.get("learned_minus_best_fixed")
         s.source("`reports/policy/metrics.json`", f"generator `{ard.generator}`",
