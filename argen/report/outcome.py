@@ -98,8 +98,8 @@ def produced(params, s: Section) -> None:
     params_file = Path("params.yaml")
     digest = hashlib.md5(params_file.read_bytes()).hexdigest() if params_file.is_file() else "n/a"
     rows = [("data", dataset_name(params)), ("AU backend", params.extract_aus.backend),
-            ("generator", ard.generator), ("prompts", f"{asi.mode} ({asi.backend})"),
-            ("policy", f"{ard.policy}, λ = {ard.lambda_:g}"), ("actions the policy took", actions),
+            ("generator", params.generator.generator), ("prompts", f"{asi.mode} ({asi.backend})"),
+            ("policy", f"{params.generate.policy}, λ = {ard.lambda_:g}"), ("actions the policy took", actions),
             ("recognition", f"{', '.join(params.recognize.models)}; seeds {', '.join(map(str, params.recognize.seeds))}"),
             ("params.yaml md5", f"`{digest}` (every setting: the run summary below)")]
     s.text("**What produced it:**", "", table_markdown(pd.DataFrame(rows, columns=["", "value"]), "No settings."))

@@ -19,15 +19,17 @@ def dataset_name(params) -> str:
 
 
 def summary_section(params, s: Section) -> None:
-    ard, asi = params.ard, params.asi
+    ard, asi, generator = params.ard, params.asi, params.generator
     rows = [("dataset", dataset_name(params)),
             ("scarce emotions", ", ".join(params.decompose.scarce_classes)),
             ("AU extraction (extract_aus.backend)", params.extract_aus.backend),
             ("prompts (asi.mode, asi.backend)", f"{asi.mode}, {asi.backend}; retrieval {asi.retrieval}, k = {asi.k}"),
-            ("generator (ard.generator)", ard.generator + (f" (`{ard.t2v_path}`)" if ard.generator == "ti2v" else "")),
-            ("policy (ard.policy)", f"{ard.policy}; λ = {ard.lambda_:g}, w_Q/w_F/w_E = {ard.weight_quality:g}/"
-                                    f"{ard.weight_face:g}/{ard.weight_expression:g}, γ = {ard.gamma:g}, "
-                                    f"top-k {ard.top_k}, advantage {ard.advantage}, guidance {ard.guidance_form}"),
+            ("generator (generator.generator)",
+             generator.generator + (f" (`{generator.t2v_path}`)" if generator.generator == "ti2v" else "")),
+            ("policy (generate.policy)",
+             f"{params.generate.policy}; λ = {ard.lambda_:g}, w_Q/w_F/w_E = {ard.weight_quality:g}/"
+             f"{ard.weight_face:g}/{ard.weight_expression:g}, γ = {ard.gamma:g}, "
+             f"top-k {ard.top_k}, advantage {ard.advantage}, guidance {generator.guidance_form}"),
             ("recognition", f"{', '.join(params.recognize.models)} × {', '.join(params.recognize.variants)}, "
                             f"seeds {', '.join(map(str, params.recognize.seeds))}"),
             ("FVD detector (evaluate.i3d_path)", f"`{params.evaluate.i3d_path}`" if params.evaluate.i3d_path

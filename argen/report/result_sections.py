@@ -88,7 +88,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
         frame["policy"] = frame.policy.map(lambda p: POLICY_WORDS.get(p, p))
         pairs = metrics.get("pairs") or {}
         gap = metrics.get("learned_minus_best_fixed")
-        s.source("`reports/policy/metrics.json`", f"generator `{ard.generator}`",
+        s.source("`reports/policy/metrics.json`", f"generator `{params.generator.generator}`",
                  f"λ = {ard.lambda_:g}, γ = {ard.gamma:g}, top-k {ard.top_k}, {ard.policy_steps} steps",
                  "pairs: " + counts_words(pairs))
         if isinstance(gap, dict) and gap.get("low") == gap.get("high") == gap.get("mean") == 0:
@@ -105,7 +105,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
 
     def rewards() -> None:
         metrics = read_json(REPORTS / "rewards/metrics.json")
-        s.source("`reports/rewards/metrics.json`", f"generator `{metrics.get('generator', ard.generator)}`",
+        s.source("`reports/rewards/metrics.json`", f"generator `{metrics.get('generator', params.generator.generator)}`",
                  f"N = {metrics.get('pairs', 'n/a')} pairs ({metrics.get('train_pairs', 'n/a')} train, "
                  f"{metrics.get('val_pairs', 'n/a')} validation), {metrics.get('videos', 'n/a')} videos, "
                  f"{metrics.get('failed', 'n/a')} failed", f"a_max = {cell(metrics.get('a_max'))}")
@@ -176,7 +176,8 @@ def generated_section(params, figures: Path, s: Section) -> None:
         metrics = read_json(REPORTS / "generate/metrics.json")
         s.source("`reports/generate/metrics.json`, `data/generated/index.parquet`, `data/interim/clips.parquet`, "
                  "`data/oracle/index.parquet`",
-                 f"generator `{params.ard.generator}`, policy `{params.ard.policy}`, prompts `{params.asi.mode}`",
+                 f"generator `{params.generator.generator}`, policy `{params.generate.policy}`, "
+                 f"prompts `{params.asi.mode}`",
                  f"N = {metrics.get('clips', 'n/a')} clips ({metrics.get('failed', 'n/a')} failed), per emotion: "
                  f"{counts_words(metrics.get('per_class'))}", f"actions chosen: {actions_words(metrics.get('actions'))}")
 
@@ -295,8 +296,8 @@ def generation_section(params, s: Section) -> None:
                  f"{metrics.get('source', params.evaluate.source)}",
                  f"N = {metrics.get('clips', 'n/a')} clips ({metrics.get('skipped', 'n/a')} skipped)",
                  f"AU backend `{metrics.get('au_backend', params.extract_aus.backend)}`, generator "
-                 f"`{metrics.get('generator', params.ard.generator)}`, "
-                 f"policy `{metrics.get('policy', params.ard.policy)}`")
+                 f"`{metrics.get('generator', params.generator.generator)}`, "
+                 f"policy `{metrics.get('policy', params.generate.policy)}`")
         fvd = metrics.get("fvd")
         if not isinstance(fvd, dict) or not fvd.get("computed", True) or "fvd" not in metrics:
             reason = fvd.get("reason") if isinstance(fvd, dict) else None
@@ -317,10 +318,10 @@ def ablations_section(params, s: Section) -> None:
     path = REPORTS / "ablations/comparison.md"
     if not path.is_file():
         s.note(missing_note(str(path), "the ablation experiments have not been tabulated: queue them with "
-                                       "`python -m argen.ablations queue`, run them with `dvc queue start -j N`, "
-                                       "then write the table with `python -m argen.ablations table`"))
+                                       "`python -m argen.experiments.ablations queue`, run them with `dvc queue start -j N`, "
+                                       "then write the table with `python -m argen.experiments.ablations table`"))
         return
-    s.source("`reports/ablations/comparison.md` (written by `python -m argen.ablations table` from the "
+    s.source("`reports/ablations/comparison.md` (written by `python -m argen.experiments.ablations table` from the "
              "experiments of `configs/ablations.yaml`)")
     s.attempt(lambda: s.text(read_markdown(path, demote=1)))
 

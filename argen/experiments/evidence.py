@@ -3,10 +3,10 @@
 ``configs/evidence.yaml`` holds the configuration (a demo large enough for >= 30 test clips of every scarce
 class pooled over five folds, three seeds, the oracle control). Usage::
 
-    python -m argen.recognize.evidence queue          # dvc exp run --queue, one experiment per fold
+    python -m argen.experiments.evidence queue          # dvc exp run --queue, one experiment per fold
     ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1  # run them; the cache is shared across experiments
     dvc queue status                                  # until every experiment has succeeded
-    python -m argen.recognize.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
+    python -m argen.experiments.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
 
 ``table`` refuses to overwrite a committed table that pooled experiments this workspace cannot see (the pooled
 figures cannot be merged back fold by fold); ``--fresh`` overrides.
@@ -36,13 +36,14 @@ from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.params import validate_params
 from argen.recognize.judge import judge_markdown
-from argen.recognize.metrics import wilson_interval
+from argen.experiments.queue import print_or_queue, yaml_value
 from argen.recognize.summary import markdown, recognition_tables, stage_tables
+from argen.stats import wilson_interval
 
 CONFIG = Path("configs/evidence.yaml")
 OUT = Path("reports/evidence")
 
-log = logging.getLogger("argen.recognize.evidence")
+log = logging.getLogger("argen.experiments.evidence")
 
 
 def read_config(path: Path = CONFIG) -> dict:
@@ -54,10 +55,6 @@ def read_config(path: Path = CONFIG) -> dict:
         if key not in (config or {}):
             raise UserError(f"{path}: missing key {key!r}")
     return config
-
-
-def yaml_value(value: object) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 def queue_commands(config: dict) -> list[list[str]]:
@@ -145,7 +142,7 @@ def check_nothing_lost(revisions: dict[str, str], committed: dict[str, str]) -> 
         raise UserError(f"the committed reports/evidence pooled {len(committed)} experiments; {len(missing)} of them "
                         f"are not in this workspace ({', '.join(missing)}): writing the table now would drop their "
                         "folds. Fetch them (`dvc exp pull <remote> <name>`) or re-run them (python -m "
-                        "argen.recognize.evidence queue), or pass --fresh to pool only what is visible")
+                        "argen.experiments.evidence queue), or pass --fresh to pool only what is visible")
 
 
 def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> str:
@@ -159,7 +156,7 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
         check_nothing_lost(revisions, committed_experiments())
     if not revisions:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
-                        f"queue them with: python -m argen.recognize.evidence queue)")
+                        f"queue them with: python -m argen.experiments.evidence queue)")
     predictions, params = collect_predictions(revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
     folds = ", ".join(str(int(f)) for f in sorted(predictions.fold.unique()))
@@ -171,19 +168,6 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
         stage_tables(out, OUT, text, table, deltas, judged)
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
-
-
-def shell_text(command: list[str]) -> str:
-    """The command as one line a shell accepts (values with brackets, braces, commas or spaces quoted)."""
-    return " ".join(f"'{c}'" if any(ch in c for ch in " [{,*") else c for c in command)
-
-
-def print_or_queue(commands, run: bool) -> None:
-    """Print each ``dvc exp run --queue`` command; with ``run``, also run it (a failure raises)."""
-    for command in commands:
-        print(shell_text(command))
-        if run:
-            subprocess.run(command, check=True)
 
 
 def main(argv: list[str] | None = None) -> None:
