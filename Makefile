@@ -10,8 +10,11 @@ export PATH := $(BIN):$(PATH)
 
 install: $(STAMP)
 
-# Re-runs only when requirements.txt or pyproject.toml changed since the last install.
-$(STAMP): requirements.txt pyproject.toml
+# Re-runs only when requirements.txt, pyproject.toml or the npm lock file changed since the last install.
+# npm: the vega libraries `dvc plots show` loads from node_modules/ (.dvc/plots/index.html), so plots draw offline.
+$(STAMP): requirements.txt pyproject.toml package.json package-lock.json
+	command -v npm >/dev/null || { echo "make install: npm is missing (the offline plots need it): install Node.js and npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -25,4 +28,4 @@ test: install
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) node_modules

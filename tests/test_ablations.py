@@ -114,16 +114,34 @@ def test_comparison_tables_from_hand_made_experiments() -> None:
     assert "w/o ARD: experiment abl-wo_ard has not run; to run it: `dvc exp run --queue -n abl-wo_ard " \
            "-S 'recognize.models=[Landmark_Transformer]' -S generate.policy=fixed`" in text
     # table 4: the alias row reads wo_asi's run; the flat and the nested layouts both found; FVD not computed
-    assert "| same | n/a | 19.50 [15.00, 24.00] N=20 (Δ +3.50) | n/a |" in text
-    assert "| ARGen | n/a | 16.00 [12.00, 20.00] N=22 | 20.00 ± 5.00 N=22 |" in text
+    assert "| same | 19.50 [15.00, 24.00] N=20 (Δ +3.50) | n/a |" in text  # FVD: no value in any row, dropped
+    assert "| ARGen | 16.00 [12.00, 20.00] N=22 | 20.00 ± 5.00 N=22 |" in text
+    assert "| ablation | FD | tFD |" in text and "not shown: FVD (no row has a value" in text
     assert "n/a FVD: not computed (no I3D weights) (abl-wo_asi, abl-full)" in text
     assert "n/a tFD: `ground_truth.au_trajectory.tfd` in e.json is null, not a number (abl-wo_asi)" in text
-    assert "| bad | failed | failed | failed |" in text and "abl-broken failed" in text
+    assert "| bad | failed | failed |" in text and "abl-broken failed" in text
     row = values[(values.table == "T4") & (values.experiment == "abl-full") & (values.metric == "FD")].iloc[0]
     assert (row.value, row.low, row.high, row.n) == (16.0, 12.0, 20.0, 22)
     same = values[(values.table == "T4") & (values.ablation == "same") & (values.metric == "FD")].iloc[0]
     assert same.delta_vs_full == pytest.approx(3.5)
     assert values[values.ablation == "bad"].status.unique().tolist() == ["failed"]
+
+
+def test_rows_with_the_same_values_are_said_to_be_the_same_and_bad_intervals_flagged() -> None:
+    files = dict(FILES)
+    same_lock = yaml.safe_dump({"stages": {"generate": {"outs": [{"path": "data/generated", "md5": "abc.dir"}]}}})
+    files[("c_full", "dvc.lock")] = files[("c_twin", "dvc.lock")] = same_lock
+    files[("c_twin", "m.json")] = {"LT": {"argen": {"UAR": 0.55, "AR-DI": 0.5}}}
+    files[("c_asi", "m.json")] = {"LT": {"argen": {"UAR": 0.45, "UAR_interval": [0.45, 0.45], "AR-DI": 0.9,
+                                                   "AR-DI_low": 0.1, "AR-DI_high": 0.2}}}
+
+    def reader(commit: str, path: str) -> str | None:
+        found = files.get((commit, path))
+        return found if found is None or isinstance(found, str) else json.dumps(found)
+
+    text, _ = comparison_tables(config(), {"full": "c_full", "wo_asi": "c_asi", "wo_ard": "c_twin"}, reader)
+    assert "| w/o ARD | same values as ARGen: the same generated clips |  |" in text
+    assert "| w/o ASI | 45.0 (degenerate interval) (Δ -10.0) | 90.0 (interval misses its point) (Δ +40.0) |" in text
 
 
 def test_the_report_is_written_and_survives_missing_files(tmp_path: Path) -> None:
@@ -169,3 +187,69 @@ def test_wall_time_and_queue_status_from_dvc_output() -> None:
               "241c584  abl-random_policy_no_asi  01:30 PM   Running\n"
               "eaae770  abl-no_curve_no_asi       01:30 PM   Failed\n\nWorker status: 1 active, 0 idle\n")
     assert parse_queue_status(status) == {"abl-random_policy_no_asi": "Running", "abl-no_curve_no_asi": "Failed"}
+
+
+# --- Results never lost: the committed table's rows survive a workspace that sees one experiment -------------
+
+def test_one_of_ten_experiments_visible_keeps_every_committed_row(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from argen.experiments.ablations import committed_results
+
+    shipped = read_config(ROOT / "configs/ablations.yaml")
+    committed = committed_results(ROOT / "reports/ablations")
+    assert committed[0] is not None and (committed[0].status == "done").all()
+    # The committed table predates the reinforce-only row's redefinition (issue 21), which renamed its experiment:
+    # give this test's config the committed name, so that every row of the config has a committed result.
+    renamed = {"reinforce_only_no_asi": "no_curve_no_asi"}
+    if "abl-no_curve_no_asi" in set(committed[0].experiment):
+        shipped["experiments"] = {renamed.get(k, k): v for k, v in shipped["experiments"].items()}
+        for table in shipped["tables"]:
+            for row in table["rows"]:
+                row["experiment"] = renamed.get(row["experiment"], row["experiment"])
+    workspace = {p: (ROOT / p).read_text() for p in ("reports/recognition/table.csv", "reports/evaluate/metrics.json",
+                                                      "reports/generate/metrics.json", "reports/prompts/metrics.json",
+                                                      "reports/policy/metrics.json", "reports/rewards/metrics.json")}
+    text = ablation_report(shipped, {"full": "c_full"}, lambda commit, path: workspace.get(path), lambda name: None,
+                           {}, tmp_path, committed)
+    assert "not run" not in text and "has not run" not in text
+    assert "10 of 10 have finished (9 of them kept from the committed table" in text
+    assert "| ARGen (w/o ASI) (committed) |" in text and "| Original (Landmark_Transformer) |" in text
+    values = pd.read_csv(tmp_path / "comparison.csv")
+    old = committed[0]
+    assert len(old) == len(values)  # the same rows in the same order (table 4's labels reworded since: found by
+    same = ["table", "experiment", "metric"]  # experiment)
+    assert old[same].equals(values[same])
+    kept = values.experiment != "abl-full"
+    assert (values[kept].origin == "committed").all() and (values[~kept].origin == "workspace").all()
+    assert old[kept].value.fillna(-1).tolist() == values[kept].value.fillna(-1).tolist()
+    cost = pd.read_csv(tmp_path / "cost.csv")
+    assert cost.status.tolist().count("done (committed)") == 9
+    assert cost.set_index("experiment").loc["abl-wo_asi", "wall_s"] == \
+        committed[1].set_index("experiment").loc["abl-wo_asi", "wall_s"]
+    # the table written from the merge merges again to the same rows (a second `table` loses nothing either)
+    again = ablation_report(shipped, {"full": "c_full"}, lambda commit, path: workspace.get(path), lambda name: None,
+                            {}, tmp_path / "again", committed_results(tmp_path))
+    assert again == text
+
+
+def test_an_unreadable_committed_table_is_refused_with_the_reason(tmp_path: Path) -> None:
+    from argen.experiments.ablations import committed_results
+
+    (tmp_path / "comparison.csv").write_text("table,ablation\n\"unterminated")
+    with pytest.raises(UserError, match="committed table cannot be read.*--fresh"):
+        committed_results(tmp_path)
+    (tmp_path / "comparison.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(UserError, match="lacks columns"):
+        committed_results(tmp_path)
+
+
+def test_the_evidence_table_refuses_to_drop_committed_folds() -> None:
+    from argen.experiments.evidence import check_nothing_lost
+
+    committed = {f"evidence-fold{k}": f"c{k}" for k in range(1, 6)}
+    check_nothing_lost(committed, committed)  # all visible: fine
+    check_nothing_lost({**committed, "evidence-fold6": "c6"}, committed)  # more than committed: fine
+    with pytest.raises(UserError, match=r"4 of them are not in this workspace \(evidence-fold2, evidence-fold3, "
+                                        r"evidence-fold4, evidence-fold5\).*--fresh"):
+        check_nothing_lost({"evidence-fold1": "c1"}, committed)

@@ -10,7 +10,7 @@ import pytest
 from argen.evaluate.results import au_f1_table, distance_table, diversity_table
 from argen.markdown import markdown_table
 from argen.recognize.summary import markdown as recognition_markdown
-from argen.report.build import table_markdown
+from argen.report.section import table_markdown
 
 
 def html_tables(lines: list[str] | str) -> list[int]:

@@ -28,5 +28,5 @@ def test_reinforce_only_chooses_on_step_count_and_quality_rewards_without_a_curv
 def test_evidence_source_prints_plain_fold_numbers() -> None:
     predictions = pd.DataFrame({"fold": np.array([3, 1, 2, 1], dtype=np.int64)})
     text = evidence_source(predictions, 400, [0, 1], {"ev-fold2": "b", "ev-fold1": "a"})
-    assert "folds [1, 2, 3] pooled" in text and "np.int64" not in text
-    assert text.endswith("seeds [0, 1]; experiments ev-fold1, ev-fold2")
+    assert "folds 1, 2, 3 pooled" in text and "np.int64" not in text
+    assert text.endswith("seeds 0, 1; experiments ev-fold1, ev-fold2")

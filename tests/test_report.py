@@ -85,6 +85,24 @@ def write_inputs(root: Path) -> None:
     jdump(r / "rewards/metrics.json", {"pairs": 10, "train_pairs": 8, "val_pairs": 2, "videos": 120, "failed": 0,
                                        "generator": "motion", "a_max": 5.4, "mean": {"R_S": 0.375, "R_Q": 0.9}})
     png(r / "rewards/actions.png", 5)
+    write(r / "motion_model/live/plots/metrics/train/loss.tsv", "step\tloss\n0\t2.0\n1\t1.0\n")
+    png(r / "generator/contact_sheet.jpg", 9)
+    for seed in (0, 1):
+        for name in ("loss", "accuracy"):
+            write(r / f"recognize/Landmark_Transformer-original/live/plots/metrics/seed_{seed}/train/{name}.tsv",
+                  f"step\t{name}\n0\t0.{5 + seed}\n1\t0.{7 + seed}\n")
+    real, oracle = [], []
+    for k, emotion in enumerate(("surprise", "fear", "disgust")):
+        for kind, table in (("real", real), ("oracle", oracle)):
+            clip = f"{kind}-{emotion}"
+            folder = d / ("raw" if kind == "real" else "oracle") / clip
+            for i in range(1, 17):
+                png(folder / f"{i}.jpg", 300 + 40 * k + i + (20 if kind == "oracle" else 0), (32, 32))
+            table.append({"clip_id": clip, "frames_dir": str(folder.relative_to(root)),
+                          "frames": [f"{i}.jpg" for i in range(1, 17)], "label": emotion, "emotion": emotion,
+                          "split": "train"})
+    pd.DataFrame(real).to_parquet(d / "interim/clips.parquet")
+    pd.DataFrame(oracle).to_parquet(d / "oracle/index.parquet")
     rows = []
     for k, emotion in enumerate(("disgust", "surprise")):
         clip = f"gen-{emotion}-0000{k}-r0"
@@ -101,7 +119,11 @@ def write_inputs(root: Path) -> None:
     write(r / "recognition/table.md", "# Recognition\n\nRecognition on the test split.\n\n| model | WAR |\n|---|---|\n"
                                       "| Landmark_Transformer | 56.1 [47.2, 65.0] |\n")
     jdump(r / "recognition/metrics.json", {"Landmark_Transformer": {"original": {"WAR": 0.561}}})
-    write(r / "recognition/judge.csv", "model,set,emotion,clips,hits,share\nLandmark_Transformer,argen,disgust,1,0,0\n")
+    write(r / "recognition/judge.csv", "model,set,emotion,clips,hits,share,low,high,most_confused_with\n"
+                                       "Landmark_Transformer,argen,disgust,1,0,0,0,0.79,happy\n")
+    write(r / "recognition/deltas.csv", "model,variant,versus,pairs,d_UAR,d_UAR_low,d_UAR_high,d_AR-DI,d_AR-DI_low,"
+                                        "d_AR-DI_high\nLandmark_Transformer,argen,original,1,-0.0125,-0.0706,0.0458,"
+                                        "0,0,0\nLandmark_Transformer,oracle,original,1,0.03,0.014,0.046,0.2,0.1,0.3\n")
     png(r / "recognize/Landmark_Transformer-original/confusion.png", 7)
     jdump(r / "evaluate/metrics.json", {"source": "demo test split (fold 1)", "clips": 2, "skipped": 0,
                                         "fvd": {"computed": False, "reason": "no I3D weights: set evaluate.i3d_path"},
@@ -115,14 +137,19 @@ def write_inputs(root: Path) -> None:
 
 
 #: The report's sections, in reading order (paper figures and tables in brackets).
-SECTION_TITLES = ["Run summary", "Dataset and class distribution (fig. 1a)", "Identities (fig. 6)",
+SECTION_TITLES = ["Outcome", "Run summary", "Dataset and class distribution (fig. 1a)", "Identities (fig. 6)",
                   "AU knowledge base and AU distributions (fig. 7)", "Prompts and hallucinations (supp. G)",
                   "Policy (fig. 8)", "Generated clips (fig. 3)", "Recognition (table 2)",
                   "Generation metrics (tables 1, 4, 5, 8)", "Ablations (tables 3, 4, 5)"]
 
-#: Tables of the complete hand-made report: run 1, dataset 1, identities 2, knowledge base 1, prompts 2,
-#: policy 2, generated clips 1, recognition 1 + evidence 1, generation metrics 1, ablations 1.
-COMPLETE_TABLES = 14
+#: Tables of the complete hand-made report: outcome 3 (deltas, judge, what produced it), run 1, dataset 1,
+#: identities 2, knowledge base 1, prompts 2, policy 2, generated clips 1, recognition 1 + evidence 1,
+#: generation metrics 1, ablations 1.
+COMPLETE_TABLES = 17
+#: Images of the complete hand-made report: class distribution, identities, AU distribution, training curves,
+#: policy comparison, reward table, real/oracle/ARGen per scarce emotion (3), preview sheet, generated clips,
+#: recognition curves, confusion matrix, evaluation grid.
+COMPLETE_IMAGES = 14
 
 
 def build(root: Path, monkeypatch) -> tuple[str, str]:
@@ -158,12 +185,42 @@ def test_every_section_in_order_from_complete_inputs(tmp_path: Path, monkeypatch
     assert text.count("*Source:*") >= 10  # every section names what produced its tables
     for needle in ("| happy | 10 | 3 | 13 |", "| admitted | 4 |", "AU01 + AU02 + AU05 + AU26",
                    "| vlm_only | no | 2 | 0.5 |", "Landmark_Transformer | 56.1 [47.2, 65.0]",
-                   "| gen-disgust-00000-r0 | disgust | 00000 | light skin tone, red hair | 5 | 2 | 3 |",
-                   "![Generated clips (fig. 3)", "(report_figures/policy_curves.png)", "### Multi-fold evidence",
+                   "| gen-disgust-00000-r0 | disgust | 00000 | light skin tone, red hair | T = 5, (a, b) = (2, 3) |",
+                   "![Generated clips (fig. 3)", "(report_figures/training_curves.jpg)", "### Multi-fold evidence",
+                   "(report_figures/clips_disgust.jpg)", "(report_figures/recognition_curves.jpg)",
+                   "(generator/contact_sheet.jpg)", "| Landmark_Transformer | this run | -1.2 [-7.1, +4.6] | "
+                   "+0.0 (degenerate interval) | +3.0 [+1.4, +4.6] | +20.0 [+10.0, +30.0] |",
+                   "| Landmark_Transformer | this run | n/a | 0.0 [0.0, 79.0] of 1 | n/a |",
+                   "| actions the policy took | T = 5, (a, b) = (2, 3): 2 clips |",
                    "| ARGen | not run |", "AU-trajectory FD | 16.01", "dataset | demo at `data/raw/demo`, fold 1"):
         assert needle in text, needle
     assert page.count("<table>") == COMPLETE_TABLES
-    assert page.count("<img ") == 10 and page.count("<figcaption>") == 10
+    assert page.count("<img ") == COMPLETE_IMAGES and page.count("<figcaption>") == COMPLETE_IMAGES
+    assert text.index("\n## Outcome\n") < text.index("Contents:")  # the outcome on the first screen
+
+
+def test_actions_read_as_words_from_every_form_they_are_stored_in() -> None:
+    from argen.report.result_sections import action_words, actions_words
+
+    expected = "T = 5, (a, b) = (2, 3)"
+    assert action_words([np.int64(5), np.float64(2.0), np.float64(3.0)]) == expected  # an index row's values
+    assert action_words("5 (2,3)") == action_words([5, 2.0, 3.0]) == expected  # generate metrics, policy metrics
+    assert actions_words({"5 (2,3)": 40, "20 (2,2)": 5}) == f"{expected}: 40 clips; T = 20, (a, b) = (2, 2): 5 clips"
+
+
+def test_committed_tables_of_older_code_are_read_without_reprs_or_meaningless_intervals(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    write_inputs(tmp_path)
+    write(tmp_path / "reports/evidence/table.md", "# Recognition\n\nfolds [np.int64(1), np.int64(2)] pooled\n\n"
+          "| model | Δ AR-DI | FD | most often taken for |\n|---|---|---|---|\n"
+          "| LT | +0.0 [+0.0, +0.0] | 9.14 [7.51, 8.66] |  |\n\n"
+          "ARGen's gain as a share of the oracle's: (argen − original) / (oracle − original)\n")
+    text, _ = build(tmp_path, monkeypatch)
+    evidence = text.split("### Multi-fold evidence")[1]
+    assert "folds [1, 2] pooled" in evidence and "np." not in text
+    assert "| LT | +0.0 (degenerate interval) | 9.14 (interval misses its point) |" in evidence  # empty column gone
+    assert "most often taken for" not in evidence
+    assert "a negative share means ARGen's clips lowered the figure" in evidence
 
 
 def test_missing_inputs_are_named_in_place_with_the_command(tmp_path: Path, monkeypatch) -> None:
@@ -181,7 +238,7 @@ def test_missing_inputs_are_named_in_place_with_the_command(tmp_path: Path, monk
             "queue them with `python -m argen.experiments.ablations queue`, run them with `dvc queue start -j N`, then write the "
             "table with `python -m argen.experiments.ablations table`") in text
     assert "(incomplete: see the notes)" in text
-    assert "<img" not in page and page.count("<table>") == 1  # the run summary only
+    assert "<img" not in page and page.count("<table>") == 2  # the run summary and what produced the outcome
 
 
 def test_malformed_inputs_become_notes_naming_the_file(tmp_path: Path, monkeypatch) -> None:
@@ -224,8 +281,8 @@ def test_the_stage_writes_the_same_bytes_twice(tmp_path: Path, monkeypatch) -> N
     write_inputs(tmp_path)
     first = run_stage_main(tmp_path, monkeypatch)
     second = run_stage_main(tmp_path, monkeypatch)
-    assert set(first) == {"reports/report.md", "reports/report.html", "reports/report_figures/generated.jpg",
-                          "reports/report_figures/policy_curves.png"}
+    assert set(first) == {"reports/report.md", "reports/report.html", *[f"reports/report_figures/{name}.jpg" for name in (
+        "generated", "training_curves", "recognition_curves", "clips_surprise", "clips_disgust", "clips_fear")]}
     assert first == second
     assert not list((tmp_path / "reports").glob(".report*"))  # no staging leftovers
 
@@ -234,13 +291,12 @@ def test_the_html_is_self_contained(tmp_path: Path, monkeypatch) -> None:
     write_inputs(tmp_path)
     _, page = build(tmp_path, monkeypatch)
     sources = re.findall(r'src="([^"]*)"', page)
-    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in sources)
-    assert any(s.startswith("data:image/jpeg;base64,") for s in sources)  # the photo grids are JPEG
+    assert sources and all(re.match(r"data:image/(png|jpeg|webp);base64,", s) for s in sources)
     assert 'src="http' not in page and 'src="reports/' not in page and "<script" not in page
     assert "<link" not in page and "url(" not in page and "<style>" in page
     assert '<td class="num">16.01 [12.90, 26.30]</td>' in page and "<td>AU-trajectory FD</td>" in page
     links = re.findall(r'href="#([^"]+)"', page)
-    assert len(links) == 10 and all(f'<h2 id="{link}">' in page for link in links)  # the contents link
+    assert len(links) == 11 and all(f'<h2 id="{link}">' in page for link in links)  # the contents link
 
 
 def test_the_dvc_stage_depends_on_exactly_what_the_report_reads() -> None:
@@ -266,14 +322,26 @@ def browser() -> str:
     return found
 
 
+#: The browser window's width the report is checked at (a laptop's).
+WINDOW_WIDTH = 1400
+
 #: Test-only script appended to a copy of the page: after load, it records what the browser rendered.
 PROBE = """<script>
 window.addEventListener('load', () => {
   const images = Array.from(document.images);
+  const page = document.body.getBoundingClientRect();
+  const wide = Array.from(document.querySelectorAll('table, img, figure, pre')).filter(e => {
+    const box = e.getBoundingClientRect();
+    return box.left < page.left - 1 || box.right > page.right + 1;
+  }).map(e => e.tagName + ': ' + (e.alt || e.textContent).slice(0, 60));
+  const text = document.body.innerText;
   const result = {images: images.length,
                   broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt),
                   tables: Array.from(document.querySelectorAll('table')).map(
-                    t => Array.from(t.rows).filter(r => r.textContent.trim() !== '').length)};
+                    t => Array.from(t.rows).filter(r => r.textContent.trim() !== '').length),
+                  wide: wide, page_width: page.width,
+                  reprs: ['np.', 'array(', 'np.int64', 'np.float64'].filter(r => text.includes(r)),
+                  first_section: (document.querySelector('h2') || {}).textContent};
   const out = document.createElement('pre');
   out.id = 'argen-test-result';
   out.textContent = JSON.stringify(result);
@@ -287,7 +355,8 @@ def rendered(page: Path, chromium: str, work: Path) -> dict:
     probe = work / "probe.html"
     probe.write_text(page.read_text().replace("</body>", PROBE + "\n</body>"))
     dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                          "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+                          f"--window-size={WINDOW_WIDTH},1000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
     found = re.search(r'<pre id="argen-test-result">(.*?)</pre>', dom, flags=re.S)
     assert found, f"the page did not finish loading in Chromium: {dom[-500:]}"
     return json.loads(html.unescape(found.group(1)))
@@ -300,7 +369,7 @@ def screenshot(page: Path, chromium: str) -> Path:
     path = folder / "report.png"
     path.unlink(missing_ok=True)
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1280,8000", f"--screenshot={path}", page.resolve().as_uri()],
+                    f"--window-size={WINDOW_WIDTH},8000", f"--screenshot={path}", page.resolve().as_uri()],
                    capture_output=True, timeout=120, check=True)
     return path
 
@@ -322,10 +391,13 @@ def check_in_browser(project: Path, work: Path) -> dict:
         assert cv2.imdecode(data, cv2.IMREAD_COLOR) is not None, "an embedded image does not decode"
     result = rendered(page, chromium, work)
     assert result["broken"] == [] and result["images"] > 0, result
+    assert result["wide"] == [] and result["page_width"] <= WINDOW_WIDTH, result  # nothing runs off the page
+    assert result["reprs"] == [], result  # no Python or numpy repr
+    assert result["first_section"] == "Outcome", result
     assert result["images"] == source.count("<img "), result
     assert len(result["tables"]) == source.count("<table>") and min(result["tables"]) >= 2, result
     shot = cv2.imread(str(screenshot(page, chromium)))
-    assert shot is not None and shot.shape[1] == 1280 and shot.std() > 10, "a blank or unreadable screenshot"
+    assert shot is not None and shot.shape[1] == WINDOW_WIDTH and shot.std() > 10, "a blank or unreadable screenshot"
     return result
 
 
@@ -335,15 +407,26 @@ def test_the_report_renders_in_chromium(tmp_path: Path, monkeypatch) -> None:
     write_inputs(tree)
     run_stage_main(tree, monkeypatch)
     result = check_in_browser(tree, tmp_path)
-    assert len(result["tables"]) == COMPLETE_TABLES and result["images"] == 10
+    assert len(result["tables"]) == COMPLETE_TABLES and result["images"] == COMPLETE_IMAGES
 
 
 def test_the_browser_check_catches_a_broken_image(tmp_path: Path) -> None:
     chromium = browser()
     page = tmp_path / "page.html"
-    page.write_text('<html><body><table><tr><td>1</td></tr><tr><td>2</td></tr></table>'
+    page.write_text('<html><body><h2>Recognition</h2><table><tr><td>1</td></tr><tr><td>2</td></tr></table>'
                     '<img alt="broken" src="data:image/png;base64,AAAA"></body></html>')
-    assert rendered(page, chromium, tmp_path) == {"images": 1, "broken": ["broken"], "tables": [2]}
+    result = rendered(page, chromium, tmp_path)
+    assert (result["images"], result["broken"], result["tables"]) == (1, ["broken"], [2])
+    assert result["wide"] == [] and result["reprs"] == [] and result["first_section"] == "Recognition"
+
+
+def test_the_browser_check_catches_a_wide_table_and_a_numpy_repr(tmp_path: Path) -> None:
+    chromium = browser()
+    page = tmp_path / "page.html"
+    page.write_text('<html><body><h2>Outcome</h2><table style="width: 3000px"><tr><td>folds [np.int64(1)]</td></tr>'
+                    '</table></body></html>')
+    result = rendered(page, chromium, tmp_path)
+    assert result["wide"] == ["TABLE: folds [np.int64(1)]"] and result["reprs"] == ["np.", "np.int64"]
 
 
 def test_the_reproduced_pipelines_report_renders_in_chromium(reproduced, tmp_path: Path) -> None:

@@ -1,2 +1,3 @@
 """Experiment tooling around the pipeline (not a DVC stage): the paper's ablations (tables 3-5) and the
-recognition evidence run, both queued as ``dvc exp run --queue`` experiments and tabulated afterwards."""
+recognition evidence run, both queued as ``dvc exp run --queue`` experiments and tabulated afterwards; and the
+comparison of experiments with their baseline (:mod:`argen.experiments.compare`, ``python -m argen.experiments.compare``)."""

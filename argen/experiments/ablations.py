@@ -7,7 +7,7 @@ experiments' metrics files). Usage::
     python -m argen.experiments.ablations commands [--table 3 4 5]   # print the `dvc exp run --queue` commands
     python -m argen.experiments.ablations queue [--table 3 4 5]      # ... and queue them
     ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1
-    python -m argen.experiments.ablations table [--out DIR]          # reports/ablations/comparison.md, comparison.csv, cost.csv
+    python -m argen.experiments.ablations table [--out DIR] [--fresh] # reports/ablations/comparison.md, comparison.csv, cost.csv
 
 Experiments whose overrides (the shared ``set`` plus their own) are identical run once: the later names
 are aliases of the first. ``table`` finds the finished experiments by name (``<name>-<experiment>``) among
@@ -19,6 +19,11 @@ has not run, is queued or running, or failed (``dvc queue status``) gets a row s
 that runs it. The cost table says, per experiment, which stages re-ran against ``full`` (their ``dvc.lock``
 entries differ: a changed command, dependency, parameter or output, or a stage ``full`` has not) and which
 of them produced other outputs, in pipeline order, and its wall time from ``dvc queue logs``.
+
+Results are never lost: a row whose experiment is not in this workspace (not pulled, or removed with
+``dvc exp remove``) keeps its values from the committed ``comparison.csv`` (``git show HEAD:...``, else the
+file on disk), marked as such, and the committed cost row stays too. A committed table that cannot be read
+is refused with the reason (``--fresh`` writes the table from what is visible only).
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ import pandas as pd
 import yaml
 
 from argen.errors import UserError
+from argen.experiments.compare import clips_hash
+from argen.intervals import interval_flag
 from argen.experiments.queue import print_or_queue, shell_text, yaml_value
 from argen.io import staged_outputs
 from argen.markdown import markdown_table
@@ -252,7 +259,10 @@ def format_cell(metric: dict, percent: bool, delta: float | None = None) -> str:
     text = _num(metric["value"], percent)
     if metric.get("sd") is not None:
         text += f" ± {_num(metric['sd'], percent)}"
-    if metric.get("low") is not None:
+    flag = interval_flag(metric["value"], metric.get("low"), metric.get("high"))
+    if flag:
+        text += f" ({flag})"
+    elif metric.get("low") is not None:
         text += f" [{_num(metric['low'], percent)}, {_num(metric['high'], percent)}]"
     if metric.get("n") is not None:
         text += f" N={metric['n']}"
@@ -274,6 +284,91 @@ def row_status(config: dict, experiment: str, revisions: dict[str, str], statuse
     return "not run"
 
 
+#: The columns of ``comparison.csv`` (``origin``: "workspace", or "committed" for a row kept from the committed table).
+VALUE_COLUMNS = ["table", "paper", "ablation", "experiment", "status", "metric", "source", "value", "sd", "low",
+                 "high", "n", "delta_vs_full", "origin"]
+
+
+def committed_file(path: Path) -> str | None:
+    """A file's text as committed at HEAD, else as on disk, else None."""
+    text = git_file("HEAD", path.as_posix())
+    if text is None and path.is_file():
+        text = path.read_text()
+    return text
+
+
+def committed_results(out_dir: Path = OUT) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The committed ``comparison.csv`` and ``cost.csv`` (None when there is none); refused if unreadable."""
+    frames = []
+    for name, needed in (("comparison.csv", ("table", "ablation", "status", "metric", "value")),
+                         ("cost.csv", ("experiment", "status"))):
+        text = committed_file(out_dir / name)
+        if not text:
+            frames.append(None)
+            continue
+        try:
+            frame = pd.read_csv(io.StringIO(text))
+        except (ValueError, pd.errors.ParserError) as err:
+            raise UserError(f"{out_dir / name}: the committed table cannot be read ({err}); merging would lose its "
+                            "rows: restore it (git checkout) or pass --fresh to write the table from the "
+                            "experiments visible here only") from None
+        lacking = [c for c in needed if c not in frame]
+        if lacking:
+            raise UserError(f"{out_dir / name}: the committed table lacks columns {lacking}; restore it (git "
+                            "checkout) or pass --fresh to write the table from the experiments visible here only")
+        frames.append(frame)
+    return frames[0], frames[1]
+
+
+def _value(value: object) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def committed_row(committed: pd.DataFrame | None, title: str, label: str, experiment: str = "",
+                  unique: bool = False) -> tuple[dict, str] | None:
+    """The committed metrics of one finished row (``{metric: metric dict}``, its experiment name), or None.
+
+    The row is found by table title and label; failing that (a label reworded since), by the experiment name
+    when ``unique`` (no other row of the table runs that experiment).
+    """
+    if committed is None:
+        return None
+    done = committed[(committed.table.astype(str) == title) & (committed.status.astype(str) == "done")]
+    rows = done[done.ablation.astype(str) == label]
+    if rows.empty and unique and experiment:
+        rows = done[done.experiment.astype(str) == experiment]
+        rows = rows if rows.ablation.nunique() == 1 else rows.head(0)
+    if rows.empty:
+        return None
+    found = {}
+    for record in rows.to_dict("records"):
+        source = str(record.get("source") or ":")
+        file, _, path = source.partition(":")
+        found[str(record["metric"])] = {"value": _value(record.get("value")), "sd": _value(record.get("sd")),
+                                        "low": _value(record.get("low")), "high": _value(record.get("high")),
+                                        "n": None if _value(record.get("n")) is None else int(record["n"]),
+                                        "file": file, "path": path, "raw": record.get("value")}
+    return found, str(rows.experiment.iloc[0])
+
+
+def value_signature(found: dict[str, dict], percent: bool) -> tuple[str, ...]:
+    """A row's values as printed (no interval, no difference): rows with the same signature read the same."""
+    return tuple("n/a" if m.get("value") is None else _num(m["value"], percent) for m in found.values())
+
+
+#: Cells that hold no value (a column of only these is dropped).
+NO_VALUE = ("n/a", "not run", "failed", "queued", "running", "")
+
+
+def drop_empty_columns(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]], list[str]]:
+    """The table without its metric columns that have no value in any row; and the dropped columns' names."""
+    keep = [0] + [j for j in range(1, len(header)) if any(row[j] not in NO_VALUE for row in body)]
+    if not body or len(keep) == len(header) or len(keep) == 1:
+        return header, body, []
+    dropped = [header[j] for j in range(len(header)) if j not in keep]
+    return [header[j] for j in keep], [[row[j] for j in keep] for row in body], dropped
+
+
 def reference_row(table: dict) -> int | None:
     """The row the differences are taken against: ``reference: true``, else the ``full`` experiment's ARGen row."""
     rows = table["rows"]
@@ -284,14 +379,66 @@ def reference_row(table: dict) -> int | None:
     return full[0] if full else None
 
 
+def row_metrics(table: dict, row: dict, commit: str, read: FileReader, cache: dict,
+                missing: Callable[[str], None]) -> dict[str, dict]:
+    """Every metric of one finished row from its experiment's files; ``missing(what)`` for each not found.
+
+    Args:
+        cache: (commit, file) -> parsed file, shared by the rows of a table.
+    """
+    found = {}
+    for label, specs in table["metrics"].items():
+        specs = [specs] if isinstance(specs, str) else list(specs)
+        tried, metric = [], None
+        for spec in specs:
+            file, path = split_spec(spec.format(variant=row.get("variant", "argen")), table.get("file"))
+            if (commit, file) not in cache:
+                cache[commit, file] = parse_file(file, read(commit, file))
+            data = cache[commit, file]
+            if data is None:
+                tried.append(f"no {file} (absent or unreadable)")
+                continue
+            try:
+                metric = read_metric(data, path) | {"file": file, "path": path}
+                break
+            except KeyError:
+                reason = _not_computed(data, path)
+                tried.append(f"not computed ({reason})" if reason else f"no key `{path}` in {file}")
+        if metric is None:
+            metric = {"value": None, "file": file, "path": path}
+            missing(f"{label}: " + next((t for t in tried if t.startswith("not computed")), " or ".join(tried)))
+        elif metric["value"] is None:
+            missing(f"{label}: `{metric['path']}` in {metric['file']} is {json.dumps(metric['raw'])[:40]}, "
+                    "not a number")
+        found[label] = metric
+    return found
+
+
+def table_text(config: dict, table: dict, header: list[str], body: list[list[str]], ref: int | None,
+               missing: dict[str, list[str]], notes: list[str]) -> str:
+    """One comparison table's Markdown: title, table, how to read it, the table's note, the n/a and row notes."""
+    lines = [f"### {table['title']}", "", *markdown_table(header, body, "The table names no rows.")]
+    against = table["rows"][ref]["label"] if ref is not None else None
+    lines += ["", "Value ± sd [95 % interval] N=count where the metrics carry them"
+              + (f"; (Δ) the difference against {against} (`{experiment_name(config, 'full')}`)"
+                 + (" in percentage points" if table.get("percent") else "") if against else "") + "."]
+    if table.get("note"):
+        lines += ["", str(table["note"]).strip()]
+    lines += [f"- n/a {what} ({', '.join(dict.fromkeys(names))})" for what, names in missing.items()]
+    lines += [f"- {note}" for note in dict.fromkeys(notes)]
+    return "\n".join(lines) + "\n"
+
+
 def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
-                      statuses: dict[str, str] | None = None) -> tuple[str, pd.DataFrame]:
+                      statuses: dict[str, str] | None = None, committed: pd.DataFrame | None = None
+                      ) -> tuple[str, pd.DataFrame]:
     """The Markdown of every configured table and one long frame of their values (the CSV).
 
     Args:
         revisions: canonical experiment -> commit of its finished run.
         read: (commit, path) -> the file's text or None.
         statuses: experiment name -> ``dvc queue status`` status, for the rows without a finished run.
+        committed: the committed ``comparison.csv``: a row without a finished run here keeps its values.
     """
     statuses = statuses or {}
     alias = canonical(config)
@@ -304,42 +451,25 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
         missing: dict[str, list[str]] = {}  # what is missing -> the rows it is missing from
         cache: dict[tuple[str, str], dict | None] = {}
         values: list[dict[str, dict] | None] = []
-        for row in table["rows"]:
+        kept: dict[int, str] = {}  # row -> the experiment name of the committed row it keeps
+        for k, row in enumerate(table["rows"]):
             experiment, name = row["experiment"], experiment_name(config, row["experiment"])
             status = row_status(config, experiment, revisions, statuses)
             if status != "done":
-                values.append(None)
+                unique = sum(r["experiment"] == experiment for r in table["rows"]) == 1
+                old = committed_row(committed, table["title"], row["label"], name, unique)
+                if old is not None:
+                    kept[k] = old[1]
+                values.append(old[0] if old else None)
                 continue
-            commit = revisions[alias[experiment]]
-            found = {}
-            for label, specs in metrics.items():
-                specs = [specs] if isinstance(specs, str) else list(specs)
-                tried, metric = [], None
-                for spec in specs:
-                    file, path = split_spec(spec.format(variant=row.get("variant", "argen")), table.get("file"))
-                    if (commit, file) not in cache:
-                        cache[commit, file] = parse_file(file, read(commit, file))
-                    data = cache[commit, file]
-                    if data is None:
-                        tried.append(f"no {file} (absent or unreadable)")
-                        continue
-                    try:
-                        metric = read_metric(data, path) | {"file": file, "path": path}
-                        break
-                    except KeyError:
-                        reason = _not_computed(data, path)
-                        tried.append(f"not computed ({reason})" if reason else f"no key `{path}` in {file}")
-                if metric is None:
-                    metric = {"value": None, "file": file, "path": path}
-                    said = next((t for t in tried if t.startswith("not computed")), " or ".join(tried))
-                    missing.setdefault(f"{label}: {said}", []).append(name)
-                elif metric["value"] is None:
-                    missing.setdefault(f"{label}: `{metric['path']}` in {metric['file']} is "
-                                       f"{json.dumps(metric['raw'])[:40]}, not a number", []).append(name)
-                found[label] = metric
-            values.append(found)
+            values.append(row_metrics(table, row, revisions[alias[experiment]], read, cache,
+                                      lambda what: missing.setdefault(what, []).append(name)))
         ref = reference_row(table)
         reference = values[ref] if ref is not None else None
+        seen = {} if reference is None else {value_signature(reference, percent): table["rows"][ref]["label"]}
+        twins: dict[int, str] = {}  # row -> what it says instead of values the same as an earlier row's
+        clips = {k: clips_hash(read(revisions[alias[row["experiment"]]], "dvc.lock"))
+                 for k, row in enumerate(table["rows"]) if k not in kept and alias[row["experiment"]] in revisions}
         for k, (row, found) in enumerate(zip(table["rows"], values)):
             name = experiment_name(config, row["experiment"])
             if found is None:
@@ -359,24 +489,28 @@ def comparison_tables(config: dict, revisions: dict[str, str], read: FileReader,
                     else None
                 cells.append(format_cell(metric, percent, delta))
                 records.append({"table": table["title"], "paper": table.get("paper"), "ablation": row["label"],
-                                "experiment": name, "status": "done", "metric": label,
+                                "experiment": kept.get(k, name), "status": "done", "metric": label,
                                 "source": f"{metric['file']}:{metric['path']}", "value": metric["value"],
                                 "sd": metric.get("sd"), "low": metric.get("low"), "high": metric.get("high"),
-                                "n": metric.get("n"), "delta_vs_full": delta})
-            body.append([row["label"], *cells])
-        lines = [f"### {table['title']}", "", *markdown_table(header, body, "The table names no rows.")]
-        against = table["rows"][ref]["label"] if ref is not None else None
-        lines += ["", "Value ± sd [95 % interval] N=count where the metrics carry them"
-                  + (f"; (Δ) the difference against {against} (`{experiment_name(config, 'full')}`)"
-                     + (" in percentage points" if percent else "") if against else "") + "."]
-        if table.get("note"):
-            lines += ["", str(table["note"]).strip()]
-        lines += [f"- n/a {what} ({', '.join(dict.fromkeys(names))})" for what, names in missing.items()]
-        lines += [f"- {note}" for note in dict.fromkeys(notes)]
-        parts.append("\n".join(lines) + "\n")
-    columns = ["table", "paper", "ablation", "experiment", "status", "metric", "source", "value", "sd", "low", "high",
-               "n", "delta_vs_full"]
-    return "\n".join(parts), pd.DataFrame(records, columns=columns)
+                                "n": metric.get("n"), "delta_vs_full": delta,
+                                "origin": "committed" if k in kept else "workspace"})
+            signature = value_signature(found, percent)
+            first = seen.setdefault(signature, row["label"])
+            if first != row["label"] and any(v != "n/a" for v in signature):
+                twin = next(j for j, r in enumerate(table["rows"]) if r["label"] == first)
+                same = clips.get(k) is not None and clips.get(k) == clips.get(twin)
+                twins[len(body)] = f"same values as {first}" + (": the same generated clips" if same else "")
+            body.append([row["label"] + (" (committed)" if k in kept else ""), *cells])
+        header, body, dropped = drop_empty_columns(header, body)
+        for k, said in twins.items():
+            body[k] = [body[k][0], said, *[""] * (len(header) - 2)]
+        if dropped:
+            notes.insert(0, f"not shown: {', '.join(dropped)} (no row has a value)")
+        if kept:
+            notes.insert(0, "(committed): kept from the committed table, their experiments ("
+                         + ", ".join(dict.fromkeys(kept.values())) + ") not being in this workspace")
+        parts.append(table_text(config, table, header, body, ref, missing, notes))
+    return "\n".join(parts), pd.DataFrame(records, columns=VALUE_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------------------- cost
@@ -446,9 +580,16 @@ def queue_wall_time(name: str) -> float | None:
 
 
 def cost_table(config: dict, revisions: dict[str, str], read: FileReader,
-               wall_time: Callable[[str], float | None], statuses: dict[str, str] | None = None) -> pd.DataFrame:
-    """Per distinct experiment: status, the stages it re-ran against ``full`` (and which changed outputs), wall time."""
+               wall_time: Callable[[str], float | None], statuses: dict[str, str] | None = None,
+               committed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per distinct experiment: status, the stages it re-ran against ``full`` (and which changed outputs), wall time.
+
+    An experiment without a finished run here keeps its row of the ``committed`` cost table (status
+    ``done (committed)``) when that row is a finished one.
+    """
     statuses = statuses or {}
+    kept = {} if committed is None else {
+        str(r["experiment"]): r for r in committed.to_dict("records") if str(r["status"]).startswith("done")}
     reference = read(revisions["full"], "dvc.lock") if "full" in revisions else None
     order = pipeline_order(read(revisions["full"], "dvc.yaml") if "full" in revisions else None) \
         or pipeline_order(Path("dvc.yaml").read_text() if Path("dvc.yaml").is_file() else None)
@@ -458,7 +599,11 @@ def cost_table(config: dict, revisions: dict[str, str], read: FileReader,
         status = row_status(config, experiment, revisions, statuses)
         row = {"experiment": name, "status": status, "stages_rerun": None, "outputs_changed": None,
                "n_stages": None, "wall_s": None}
-        if status == "done":
+        if status != "done" and name in kept:
+            old = kept[name]
+            row.update({k: (None if pd.isna(old.get(k)) else old.get(k)) for k in row if k in old},
+                       status="done (committed)")
+        elif status == "done":
             if experiment == "full":
                 row.update(stages_rerun="(reference)", outputs_changed="(reference)")
             elif reference is None:
@@ -490,17 +635,25 @@ def cost_markdown(cost: pd.DataFrame) -> str:
 
 def ablation_report(config: dict, revisions: dict[str, str], read: FileReader = git_file,
                     wall_time: Callable[[str], float | None] = queue_wall_time,
-                    statuses: dict[str, str] | None = None, out_dir: Path = OUT) -> str:
-    """Write ``comparison.md``, ``comparison.csv`` and ``cost.csv`` under ``out_dir``; return the Markdown."""
-    tables, values = comparison_tables(config, revisions, read, statuses)
-    cost = cost_table(config, revisions, read, wall_time, statuses)
+                    statuses: dict[str, str] | None = None, out_dir: Path = OUT,
+                    committed: tuple[pd.DataFrame | None, pd.DataFrame | None] = (None, None)) -> str:
+    """Write ``comparison.md``, ``comparison.csv`` and ``cost.csv`` under ``out_dir``; return the Markdown.
+
+    Args:
+        committed: the committed ``comparison.csv`` and ``cost.csv`` (:func:`committed_results`), whose finished
+            rows are kept where this workspace has no finished run.
+    """
+    tables, values = comparison_tables(config, revisions, read, statuses, committed[0])
+    cost = cost_table(config, revisions, read, wall_time, statuses, committed[1])
     shared = ", ".join(f"`{k}={yaml_value(v)}`" for k, v in (config.get("set") or {}).items()) or "none"
     distinct = list(dict.fromkeys(canonical(config).values()))
     aliases = [f"`{e}` = `{a}`" for e, a in canonical(config).items() if e != a]
     text = (f"# Ablations (paper tables 3, 4, 5)\n\nExperiments `{config['name']}-<experiment>` of "
             f"`configs/ablations.yaml`, each with the shared overrides {shared}"
             + (f" (same overrides, run once: {', '.join(aliases)})" if aliases else "")
-            + f"; {sum(e in revisions for e in distinct)} of {len(distinct)} have finished.\n\n"
+            + f"; {sum(str(s).startswith('done') for s in cost.status)} of {len(distinct)} have finished"
+            + (f" ({sum(cost.status == 'done (committed)')} of them kept from the committed table: not in this "
+               "workspace)" if (cost.status == "done (committed)").any() else "") + ".\n\n"
             + tables + "\n" + cost_markdown(cost))
     with staged_outputs() as out:
         out.path(out_dir / "comparison.md").write_text(text)
@@ -516,12 +669,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="only the experiments of these paper tables (default: all)")
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--out", type=Path, default=OUT, help="table: the output folder")
+    parser.add_argument("--fresh", action="store_true",
+                        help="table: ignore the committed table (rows of experiments not visible here become 'not run')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = read_config(args.config)
         if args.action == "table":
-            print(ablation_report(config, experiment_revisions(config), statuses=queue_statuses(), out_dir=args.out))
+            committed = (None, None) if args.fresh else committed_results(args.out)
+            print(ablation_report(config, experiment_revisions(config), statuses=queue_statuses(), out_dir=args.out,
+                                  committed=committed))
             return
         print_or_queue((queue_command(config, e) for e in wanted_experiments(config, args.table)),
                        run=args.action == "queue")

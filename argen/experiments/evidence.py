@@ -8,6 +8,9 @@ class pooled over five folds, three seeds, the oracle control). Usage::
     dvc queue status                                  # until every experiment has succeeded
     python -m argen.experiments.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
 
+``table`` refuses to overwrite a committed table that pooled experiments this workspace cannot see (the pooled
+figures cannot be merged back fold by fold); ``--fresh`` overrides.
+
 Each experiment re-runs ARGen on its fold's training split, so no identity frame or generated clip comes
 from that fold's test clips. ``table`` finds the finished experiments by name (``<name>-fold<k>``) among
 the repository's experiment refs, reads each one's predictions from its commit, and pools them with
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import subprocess
 import sys
@@ -116,15 +120,49 @@ def pooled_judge(revisions: dict[str, str]) -> pd.DataFrame:
 
 
 def evidence_source(predictions: pd.DataFrame, n_clips: int, seeds: list[int], revisions: dict[str, str]) -> str:
-    """The table's provenance line: clips, the folds pooled (plain ints), seeds and the experiments."""
+    """The table's provenance line: clips, the folds pooled and the seeds (plain numbers), the experiments."""
     folds = ", ".join(str(int(f)) for f in sorted(predictions.fold.unique()))
-    return (f"demo of {n_clips} clips, folds [{folds}] pooled, seeds {list(seeds)}; "
+    return (f"demo of {n_clips} clips, folds {folds} pooled, seeds {', '.join(str(int(s)) for s in seeds)}; "
             f"experiments {', '.join(sorted(revisions))}")
 
 
-def evidence_table(config: dict, resamples: int = 2000) -> str:
-    """Pool the finished experiments into ``reports/evidence/`` and return the Markdown."""
+def committed_experiments(out: Path = OUT) -> dict[str, str]:
+    """The experiments the committed table pooled (``sources.json`` at HEAD, else on disk; {} when none)."""
+    path = out / "sources.json"
+    result = subprocess.run(["git", "show", f"HEAD:{path.as_posix()}"], capture_output=True, text=True)
+    text = result.stdout if result.returncode == 0 else (path.read_text() if path.is_file() else "")
+    if not text:
+        return {}
+    try:
+        return dict(json.loads(text)["experiments"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"{path}: the committed table's sources cannot be read ({err}); restore it (git checkout) "
+                        "or pass --fresh to pool only the experiments visible here") from None
+
+
+def check_nothing_lost(revisions: dict[str, str], committed: dict[str, str]) -> None:
+    """Refuse to pool fewer experiments than the committed table did: its pooled rows cannot be merged back.
+
+    The evidence table pools every fold's predictions; a fold that is not in this workspace cannot be taken
+    from the committed Markdown, so the command refuses and names the missing experiments.
+    """
+    missing = sorted(set(committed) - set(revisions))
+    if missing:
+        raise UserError(f"the committed reports/evidence pooled {len(committed)} experiments; {len(missing)} of them "
+                        f"are not in this workspace ({', '.join(missing)}): writing the table now would drop their "
+                        "folds. Fetch them (`dvc exp pull <remote> <name>`) or re-run them (python -m "
+                        "argen.experiments.evidence queue), or pass --fresh to pool only what is visible")
+
+
+def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> str:
+    """Pool the finished experiments into ``reports/evidence/`` and return the Markdown.
+
+    Unless ``fresh``, refuses (:func:`check_nothing_lost`) when an experiment the committed table pooled is
+    not visible here.
+    """
     revisions = experiment_revisions(config["name"])
+    if not fresh:
+        check_nothing_lost(revisions, committed_experiments())
     if not revisions:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
                         f"queue them with: python -m argen.experiments.evidence queue)")
@@ -143,12 +181,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["queue", "table", "commands"])
     parser.add_argument("--config", type=Path, default=CONFIG)
+    parser.add_argument("--fresh", action="store_true",
+                        help="table: pool only the experiments visible here, even if the committed table pooled more")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = read_config(args.config)
         if args.action == "table":
-            print(evidence_table(config))
+            print(evidence_table(config, fresh=args.fresh))
             return
         print_or_queue(queue_commands(config), run=args.action == "queue")
     except (UserError, subprocess.CalledProcessError) as err:

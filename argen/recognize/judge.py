@@ -66,9 +66,11 @@ def judge_markdown(judged: pd.DataFrame) -> str:
     """The judge's shares as a Markdown table (empty when nothing was judged)."""
     if judged.empty:
         return ""
+    confused = judged.most_confused_with.fillna("").astype(str).str.strip().ne("").any()  # pooled runs: none
     rows = [[r.model, r.set, r.emotion, r.clips, f"{100 * r.share:.1f} [{100 * r.low:.1f}, {100 * r.high:.1f}]",
-             r.most_confused_with] for r in judged.itertuples(index=False)]
-    header = ["model", "set", "emotion", "clips", "classified as target", "most often taken for"]
+             *([r.most_confused_with] if confused else [])] for r in judged.itertuples(index=False)]
+    header = ["model", "set", "emotion", "clips", "classified as target", *(["most often taken for"] if confused
+                                                                             else [])]
     lines = ["", "The recogniser as a judge: share of each added set's clips that the model trained on the "
              "original split classifies as their target emotion (mean over seeds, 95 % Wilson interval).", "",
              *markdown_table(header, rows, "Nothing was judged.")]

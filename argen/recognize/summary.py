@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from argen.emotions import EMOTIONS
+from argen.intervals import flag_intervals
 from argen.markdown import markdown_table
 from argen.recognize.metrics import paper_name
 from argen.stats import bootstrap, paired_difference, wilson_interval
@@ -207,11 +208,13 @@ def markdown(table: pd.DataFrame, deltas: pd.DataFrame, shares: pd.DataFrame, sh
         lines += markdown_table(["model", "added", "pairs", *[f"Δ {n}" for n in shown]], rows, "No paired run.")
     if not shares.empty:
         lines += ["", "ARGen's gain as a share of the oracle's (demo renderer's own clips, same counts): "
-                  "(argen − original) / (oracle − original), pooled; n/a where the oracle did not gain.", ""]
+                  "(argen − original) / (oracle − original), pooled; n/a where the oracle did not gain. A negative "
+                  "share: ARGen's clips lowered the figure while the oracle's raised it (−43 % = ARGen lost 43 % "
+                  "of what the oracle gained).", ""]
         rows = [[row["model"], *[_pct(row[f"share_{n}"]) + (" %" if np.isfinite(row[f"share_{n}"]) else "")
                                  for n in shown]] for row in shares.to_dict("records")]
         lines += markdown_table(["model", *shown], rows, "No oracle run.")
-    return "\n".join(lines) + "\n"
+    return flag_intervals("\n".join(lines)) + "\n"
 
 
 def recognition_tables(predictions: pd.DataFrame, scarce: list[str], resamples: int, seed: int
