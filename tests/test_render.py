@@ -175,3 +175,11 @@ def test_real_face_expressions(astronaut, kind: str) -> None:
     if kind == "surprise":
         assert stats["mouth_painted"][-1] and stats["lip_gap"][-1] > stats["lip_gap"][0] + 10
     assert not np.array_equal(frames[-1], image)
+
+
+def test_canonical_face_is_the_demo_mean_face_frozen() -> None:
+    """The renderer's mesh reads its canonical face from package data, not from argen.demo; it must stay the
+    demo's mean face the mesh was designed on."""
+    from argen.ard.render import canonical_face
+    from argen.demo.face import neutral_landmarks
+    np.testing.assert_array_equal(canonical_face(), neutral_landmarks(FaceShape())[:, :2])
