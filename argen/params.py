@@ -390,12 +390,14 @@ class PreviewParams(_Section):
     """The generator preview (``preview:``): a contact sheet of generated clips per scarce emotion.
 
     ``identities`` demo identities per emotion (each with its first verified prompt), plus
-    ``skimage.data.astronaut()`` as a real face when ``real_face`` is on; every clip made with ``action``
-    (T, a, b) and ``seed``; ``frames`` are the 1-based frames shown.
+    ``skimage.data.astronaut()`` as a real face when ``real_face`` is on (with ``fixed_prompt``, also animated
+    by the fixed prompt, which cites no AU); every clip made with ``action`` (T, a, b) and ``seed``;
+    ``frames`` are the 1-based frames shown.
     """
 
     identities: int = Field(2, ge=1, le=16)
     real_face: bool = True
+    fixed_prompt: bool = True
     action: tuple[int, float, float] = (20, 2.0, 2.0)
     seed: int = Field(0, ge=0)
     frames: list[int] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)
