@@ -1,12 +1,12 @@
 """Stage ``motion_model``: the landmark-motion diffusion model of the ``motion`` generator.
 
-Reads ``seed``, ``motion_model``, the motion guidance of ``ard``, ``data/interim/aus.parquet`` and
+Reads ``seed``, ``motion_model``, the motion guidance of ``generator``, ``data/interim/aus.parquet`` and
 ``data/interim/aus_clips.parquet`` (the training split's clips, every class, with their labels). Writes
 ``models/motion/`` (``denoiser.safetensors``, ``config.json`` with the training summary),
 ``data/interim/motion_skipped.parquet`` (clips that gave no track, with the reason),
 ``reports/motion_model/metrics.json``, the training loss curve (DVCLive, ``reports/motion_model/live/``) and
 ``reports/motion_model/emotions.md``: per emotion, the apex AU change of motions generated from the fixed
-prompt (no AU codes) against the emotion's real training tracks (:func:`argen.ard.motion.emotion_check`).
+prompt (no AU codes) against the emotion's real training tracks (:func:`argen.generators.motion.emotion_check`).
 """
 
 import logging
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from argen.ard.motion import MotionGuidance, MotionModelConfig, MotionModelError, TrainingSettings, emotion_check, \
-    train_motion_model, training_tracks
+from argen.generators.motion import MotionGuidance, MotionModelConfig, MotionModelError, TrainingSettings, \
+    emotion_check, train_motion_model, training_tracks
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.markdown import markdown_table
@@ -56,13 +56,14 @@ def main(params: Params) -> None:
             f"{FRAMES}: only {n_tracks} usable landmark tracks in the training split ({len(tracks.skipped)} clips "
             f"skipped, {tracks.rows_without_face} rows without a face); the motion model needs at least "
             f"motion_model.min_tracks={cfg.min_tracks}. Process more training clips in extract_aus (raise "
-            f"extract_aus.sample_per_class) or use ard.generator: warp")
+            f"extract_aus.sample_per_class) or use generator.generator: warp")
     config = MotionModelConfig(n_frames=cfg.n_frames, d_model=cfg.d_model, n_layers=cfg.n_layers,
                                n_heads=cfg.n_heads)
     settings = TrainingSettings(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                 cond_dropout=cfg.cond_dropout, text_au_dropout=cfg.text_au_dropout,
                                 au_dropout=cfg.au_dropout, seed=params.seed)
-    guidance = MotionGuidance(params.ard.motion_g_min, params.ard.motion_g_max, params.ard.guidance_form)
+    guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max,
+                              params.generator.guidance_form)
     with staged_outputs() as out:
         live_dir = out.path(REPORTS / "live")
         with live_logger(live_dir) as live:

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from argen.ard.generator import GenerationInput, MotionVideoGenerator, motion_guidance
-from argen.ard.guidance import guidance_curve
-from argen.ard.motion import (
+from argen.generators.factory import GenerationInput, MotionVideoGenerator, motion_guidance
+from argen.generators.guidance import guidance_curve
+from argen.generators.motion import (
     CONDITION_AUS, CONDITION_DIM, MotionGuidance, MotionModelConfig, TrainingSettings, Tracks, apex_au_change,
     condition_from_aus, minilm_encoder, motion_condition, sample_motion, train_motion_model,
 )
-from argen.ard.policy import ACTIONS
+from argen.actions import ACTIONS
 from argen.asi.prompts import FIXED_PROMPT
 from argen.extract.landmarks import face_frame
-from argen.params import ARDParams
+from argen.params import GeneratorParams
 from tests.test_motion import base_face, face_item, oracle_model
 from tests.test_stage_deps import ROOT, code_closure
 
@@ -30,7 +30,7 @@ FRAMES = 6
 
 @pytest.mark.parametrize("form", ["paper", "peak", "constant"])
 def test_no_action_yields_the_unconditional_motion(form: str) -> None:
-    """With the default ``ard`` guidance, every frame of every action keeps at least the conditional motion.
+    """With the default ``generator`` guidance, every frame of every action keeps at least the conditional motion.
 
     The oracle denoiser's clean answers are known (``target`` with the condition, ``unconditional`` without),
     so a sampled frame sits g times the conditional-minus-unconditional step away from the unconditional
@@ -39,7 +39,7 @@ def test_no_action_yields_the_unconditional_motion(form: str) -> None:
     rng = np.random.default_rng(0)
     target, unconditional = rng.normal(size=(2, 8, 68, 2))
     model = oracle_model(target, unconditional, scale=1.0)
-    guidance = motion_guidance(ARDParams(guidance_form=form))
+    guidance = motion_guidance(GeneratorParams(guidance_form=form))
     condition = np.eye(CONDITION_DIM)[0]
     step = np.linalg.norm((target - unconditional)[1:], axis=(1, 2))  # the conditional model's own departure
     for steps, a, b in ACTIONS:
@@ -53,10 +53,10 @@ def test_a_floor_below_the_conditional_model_is_refused() -> None:
     with pytest.raises(ValueError, match="below the conditional model"):
         MotionGuidance(g_min=0.0, g_max=3.0)
     with pytest.raises(ValidationError, match="motion_g_min"):
-        ARDParams(motion_g_min=0.5)
+        GeneratorParams(motion_g_min=0.5)
     # the docstring's mapping: the paper's (7, 11) onto (1, g_max); the floor is the conditional model
-    g = guidance_curve(np.arange(1, 17), 16, 2.0, 2.0, ARDParams().motion_g_min, ARDParams().motion_g_max)
-    assert g.min() == pytest.approx(1.0) and g.max() <= ARDParams().motion_g_max
+    g = guidance_curve(np.arange(1, 17), 16, 2.0, 2.0, GeneratorParams().motion_g_min, GeneratorParams().motion_g_max)
+    assert g.min() == pytest.approx(1.0) and g.max() <= GeneratorParams().motion_g_max
 
 
 # --- The text condition ------------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def trained() -> tuple:
 
 def generated_change(model, tracks: Tracks, prompt: str, aus: dict[int, float], samples: int = 6) -> np.ndarray:
     condition, _ = motion_condition(prompt, aus, minilm_encoder)
-    guidance = motion_guidance(ARDParams())
+    guidance = motion_guidance(GeneratorParams())
     motions = np.stack([sample_motion(model, condition, 10, 2.0, 2.0, guidance, seed)[0] for seed in range(samples)])
     return apex_au_change(motions, tracks.neutral).mean(axis=0)
 
@@ -127,7 +127,7 @@ def test_a_prompt_without_au_codes_moves_the_face_in_its_emotions_direction(trai
 
 def test_the_generator_animates_a_prompt_without_au_codes(trained) -> None:
     model, _ = trained
-    generator = MotionVideoGenerator(model, motion_guidance(ARDParams()), size=96, encoder=minilm_encoder)
+    generator = MotionVideoGenerator(model, motion_guidance(GeneratorParams()), size=96, encoder=minilm_encoder)
     item: GenerationInput = face_item({}, FIXED_PROMPT.format(emotion="fear"))
     video, record = generator.generate(item, (10, 2.0, 3.0), seed=0, n_frames=FRAMES)
     assert not record["still"] and record["denoiser_calls"] == 10
@@ -148,9 +148,8 @@ def test_the_emotion_word_reaches_the_model(trained) -> None:
 # --- Independence from the demo ----------------------------------------------------------------------------
 
 def generator_modules() -> list[Path]:
-    """The generators' entry modules: argen/generators/ after the package move, argen/ard/generator.py before."""
-    moved = sorted((ROOT / "argen" / "generators").glob("*.py"))
-    return moved or [ROOT / "argen" / "ard" / "generator.py"]
+    """Every module of the generators' package."""
+    return sorted((ROOT / "argen" / "generators").glob("*.py"))
 
 
 def test_the_generators_import_nothing_from_the_demo() -> None:

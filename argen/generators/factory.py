@@ -1,9 +1,9 @@
 """One interface for every generator: generate(identity, prompt, action (T, a, b), seed, frames).
 
-``ard.generator`` picks ``motion`` (CPU default: landmark-motion diffusion, :mod:`argen.ard.motion`, rendered
-by :mod:`argen.ard.render`), ``warp`` (AU-driven landmark warp, :mod:`argen.ard.warp`; T has no effect) or
-``ti2v`` (the TI2V-Zero sampler on a local ModelScope T2V, :mod:`argen.ard.ti2v`). All take BGR uint8
-identity frames (OpenCV's order, as every stage reads them) and return BGR uint8 videos of ``ard.size``
+``generator.generator`` picks ``motion`` (CPU default: landmark-motion diffusion, :mod:`argen.generators.motion`, rendered
+by :mod:`argen.generators.render`), ``warp`` (AU-driven landmark warp, :mod:`argen.generators.warp`; T has no effect) or
+``ti2v`` (the TI2V-Zero sampler on a local ModelScope T2V, :mod:`argen.generators.ti2v`). All take BGR uint8
+identity frames (OpenCV's order, as every stage reads them) and return BGR uint8 videos of ``generator.size``
 pixels square with a record of what ran.
 """
 
@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from argen.ard.motion import (MotionGuidance, MotionModel, TextEncoder, minilm_encoder, motion_condition, motion_to_pixels,
-                              sample_motion)
-from argen.ard.render import fit_to_size, render_frames
-from argen.ard.ti2v import SamplerConfig, TI2VComponents, sample
-from argen.ard.warp import WarpGenerator, fit_au_landmark_model
+from argen.generators.motion import (MotionGuidance, MotionModel, TextEncoder, minilm_encoder, motion_condition,
+                                     motion_to_pixels, sample_motion)
+from argen.generators.render import fit_to_size, render_frames
+from argen.generators.ti2v import SamplerConfig, TI2VComponents, sample
+from argen.generators.warp import WarpGenerator, fit_au_landmark_model
 from argen.asi.kb import MODIFIERS
-from argen.params import ARDParams
+from argen.params import GeneratorParams
 
 def _adverb_midpoints() -> dict[str, float]:
     """r read back from an intensity adverb: the middle of the adverb's band in eq. 9's modifier map."""
@@ -73,7 +73,7 @@ class MotionVideoGenerator:
     """The motion generator: a landmark motion sampled by the diffusion model, rendered on the identity frame.
 
     The condition is the prompt's text X_T (its expression part, embedded by ``encoder``) plus the AU
-    intensities the prompt cites (:func:`argen.ard.motion.motion_condition`): a prompt without AU codes
+    intensities the prompt cites (:func:`argen.generators.motion.motion_condition`): a prompt without AU codes
     (the fixed prompts) still gets its emotion's motion from the text. The model makes M frames (its
     ``n_frames``); a request for fewer output frames takes M's frames at evenly spaced positions (the first
     and last included), for more it is an error.
@@ -143,21 +143,21 @@ class TI2VVideoGenerator:
         return frames[..., ::-1].copy(), record
 
 
-def motion_guidance(cfg: ARDParams) -> MotionGuidance:
-    """The motion generator's guidance from the ``ard`` section (floor ``motion_g_min`` >= 1: conditional)."""
+def motion_guidance(cfg: GeneratorParams) -> MotionGuidance:
+    """The motion generator's guidance from the ``generator`` section (floor ``motion_g_min`` >= 1: conditional)."""
     return MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form)
 
 
-def make_generator(cfg: ARDParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
-    """The generator ``ard.generator`` names.
+def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
+    """The generator ``generator.generator`` names.
 
     Args:
-        cfg: the ``ard`` section.
+        cfg: the ``generator`` section.
         au_frames: extract_aus rows, to fit the warp's AU-to-landmark model (warp only).
 
     Raises:
-        MotionModelError: ``motion`` without a trained model at ``ard.motion_path``.
-        FileNotFoundError: ``ti2v`` without the T2V weights at ``ard.t2v_path``.
+        MotionModelError: ``motion`` without a trained model at ``generator.motion_path``.
+        FileNotFoundError: ``ti2v`` without the T2V weights at ``generator.t2v_path``.
         ValueError: ``warp`` without AU rows to fit its model on.
     """
     if cfg.generator == "motion":

@@ -3,7 +3,7 @@
 Instead of pixels (ModelScope T2V on a GPU), the CPU generator diffuses a low-dimensional expression
 representation, the way the dyadic-expression paper generates expression coefficients: a sequence of
 M frames x 68 landmarks x 2 in the face frame, each frame's displacement from the first. The renderer
-(:mod:`argen.ard.render`) then warps the identity frame along it.
+(:mod:`argen.generators.render`) then warps the identity frame along it.
 
 **Training data** (:func:`training_tracks`). Every clip of extract_aus's rows becomes one track:
 
@@ -71,7 +71,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from argen.ard.guidance import guidance_curve
 from argen.asi.facs import load_facs
 from argen.asi.kb import modifier
 from argen.asi.prompts import FIXED_PROMPT
@@ -80,6 +79,7 @@ from argen.errors import UserError
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame, geometric_measures, intensities_from_deltas
 from argen.face import face_axes
+from argen.generators.guidance import guidance_curve
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)

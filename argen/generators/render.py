@@ -1,8 +1,7 @@
 """The face renderer shared by the ``warp`` and ``motion`` generators: landmark motion -> video frames.
 
 **Canonical mesh** (:func:`face_mesh`). The warp runs over one FIXED triangulation, computed once by
-Delaunay on a canonical face (``argen/data/canonical_face.yaml``: the demo's mean face, frozen as data so that
-no generator imports ``argen.demo``) with the inner lips parted,
+Delaunay on the generators' mean face (:data:`argen.generators.mean_face.MEAN_FACE`) with the inner lips parted,
 plus a ring of points around the face. A closed mouth has its inner-lip points (61-63 over 67-65) almost
 on top of each other, so a Delaunay mesh of a real source face is ill-defined there: its triangles may
 join a lip to the far lip or the nose, and the mouth can then only stretch, never open. In the canonical
@@ -46,14 +45,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import cv2
 import numpy as np
-import yaml
 from scipy.spatial import Delaunay
 
 from argen.face import face_axes
+from argen.generators.mean_face import MEAN_FACE
 
 #: Lip columns, top to bottom: outer upper, inner upper, inner lower, outer lower (dlib's 68 points).
 LIP_COLUMNS: tuple[tuple[int, ...], ...] = ((49, 59), (50, 61, 67, 58), (51, 62, 66, 57), (52, 63, 65, 56),
@@ -81,16 +79,10 @@ class FaceMesh:
     mouth_interior: np.ndarray  # (k,) bool: all three vertices on the inner lip (60-67)
 
 
-def canonical_face() -> np.ndarray:
-    """The canonical face's 68 landmarks (68, 2), face units, y down (``argen/data/canonical_face.yaml``)."""
-    raw = yaml.safe_load(resources.files("argen").joinpath("data/canonical_face.yaml").read_text())
-    return np.asarray(raw["points"], dtype=np.float64)
-
-
 @lru_cache(maxsize=1)
 def face_mesh() -> FaceMesh:
     """The canonical mesh (module docstring), computed once."""
-    points = canonical_face()
+    points = MEAN_FACE.copy()
     points[[61, 62, 63], 1] -= 0.035  # part the inner lips so the mouth gets its own triangles
     points[[65, 66, 67], 1] += 0.035
     angle = np.linspace(0.0, 2 * np.pi, N_RING, endpoint=False)
