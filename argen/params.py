@@ -156,7 +156,8 @@ class ExtractAUsParams(_Section):
 
     Clips processed: every identity source (neutral, D*_ns), every scarce clip of ``splits`` (for the AU
     knowledge base) and ``sample_per_class`` clips of each class from ``splits`` (training tracks for the
-    motion generator's model, and the warp generator's AU-to-landmark model). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
+    motion generator's model, and the warp generator's AU-to-landmark model; ``all``, the default, takes
+    every clip of ``splits``: the motion model learns each emotion from all its clips). ``landmarks`` backend options: ``reference`` (the neutral each AU is measured
     against), ``smooth_frames`` and ``neutral_bounds`` (clamp the reference into a neutral face's range
     where that range is the same for every face); see :mod:`argen.extract.landmarks`. ``openface``
     backend options: ``openface_bin`` (resolved to the real file, beside which OpenFace finds its models),
@@ -175,7 +176,7 @@ class ExtractAUsParams(_Section):
     au_static: bool = True
     csv_dir: str = ""
     splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train"], min_length=1)
-    sample_per_class: int = Field(40, ge=0)
+    sample_per_class: Annotated[int, Field(ge=0)] | Literal["all"] = "all"
     workers: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")
@@ -267,7 +268,10 @@ class MotionModelParams(_Section):
     fewer than ``min_tracks`` tracks stop the stage. ``cond_min`` and ``cond_max_aus`` turn a clip's AU
     change into a prompt-like condition (AUs with r >= cond_min, the strongest cond_max_aus of them).
     ``mirror`` adds every track mirrored. ``d_model``, ``n_layers``, ``n_heads``: the transformer denoiser.
-    ``steps``, ``batch_size``, ``lr``, ``cond_dropout``: classifier-free training.
+    ``steps``, ``batch_size``, ``lr``, ``cond_dropout``: classifier-free training. ``text_au_dropout``,
+    ``au_dropout``: shares of training examples whose text loses its AU phrases, whose AU vector is zeroed
+    (so that prompts without AU codes still carry their emotion; :class:`argen.generators.motion.TrainingSettings`).
+    ``check_samples``: motions generated per emotion for the stage's apex-AU check against the real tracks.
     """
 
     n_frames: int = Field(16, ge=4, le=64)
@@ -283,6 +287,9 @@ class MotionModelParams(_Section):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     cond_dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    text_au_dropout: float = Field(0.4, ge=0.0, le=1.0)
+    au_dropout: float = Field(0.4, ge=0.0, le=1.0)
+    check_samples: int = Field(16, ge=1)
 
     @model_validator(mode="after")
     def _heads_divide(self) -> "MotionModelParams":
@@ -298,9 +305,10 @@ class GeneratorParams(_Section):
 
     ``generator``: ``motion`` (CPU default: landmark-motion diffusion from ``motion_path``, rendered by a
     warp), ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
-    from ``t2v_path``). ``motion_g_min``, ``motion_g_max``: the motion model's guidance bounds in eq. 12
-    (a landmark model needs a lower range than an image model: g = 1 is the plain conditional, 0 the
-    unconditional). ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
+    from ``t2v_path``). ``motion_g_min``, ``motion_g_max``: the motion model's guidance bounds in eq. 12,
+    the paper's (7, 11) mapped onto (1, motion_g_max) by g = 1 + (g_paper - 7) (motion_g_max - 1) / 4
+    (:class:`argen.generators.motion.MotionGuidance`): the floor is the conditional model (g = 1), never below, so
+    no action yields the unconditional motion. ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
     step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max), ``peak``-normalised, or
     ``constant`` (no curve: the midpoint of the bounds every frame, table 5's "without the guidance curve").
     ``schedule``: the DDIM timestep grid, ``modelscope`` (the reference's: T = 15 runs 16 steps from
@@ -311,8 +319,8 @@ class GeneratorParams(_Section):
 
     generator: Literal["motion", "warp", "ti2v"] = "motion"
     motion_path: str = "models/motion"
-    motion_g_min: float = Field(0.0, ge=0.0)
-    motion_g_max: float = Field(8.0, ge=0.0)
+    motion_g_min: float = Field(1.0, ge=1.0)
+    motion_g_max: float = Field(3.0, ge=1.0)
     t2v_path: str = "models/text-to-video-ms-1.7b"
     device: str = "auto"
     n_frames: int = Field(16, ge=2, le=64)
@@ -445,12 +453,14 @@ class PreviewParams(_Section):
     """The generator preview (``preview:``): a contact sheet of generated clips per scarce emotion.
 
     ``identities`` demo identities per emotion (each with its first verified prompt), plus
-    ``skimage.data.astronaut()`` as a real face when ``real_face`` is on; every clip made with ``action``
-    (T, a, b) and ``seed``; ``frames`` are the 1-based frames shown.
+    ``skimage.data.astronaut()`` as a real face when ``real_face`` is on (with ``fixed_prompt``, also animated
+    by the fixed prompt, which cites no AU); every clip made with ``action`` (T, a, b) and ``seed``;
+    ``frames`` are the 1-based frames shown.
     """
 
     identities: int = Field(2, ge=1, le=16)
     real_face: bool = True
+    fixed_prompt: bool = True
     action: tuple[int, float, float] = (20, 2.0, 2.0)
     seed: int = Field(0, ge=0)
     frames: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)

@@ -39,7 +39,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator, prompt_aus_from_line
-from argen.generators.motion import MotionGuidance, condition_from_prompt, motion_to_pixels, sample_motion
+from argen.generators.motion import MotionGuidance, minilm_encoder, motion_condition, motion_to_pixels, sample_motion
 from argen.generators.preview import astronaut_face
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.extract import landmarks_of
@@ -139,7 +139,7 @@ def t_matters(params, model, inputs, seeds: int) -> None:
     guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max, params.generator.guidance_form)
     rows = []
     for emotion, item in inputs:
-        condition, _ = condition_from_prompt(item.prompt_aus)
+        condition, _ = motion_condition(item.prompt, item.prompt_aus, minilm_encoder)
         wanted = {au for au, r in item.prompt_aus.items() if au in INTENSITY_AUS}
         for seed in range(seeds):
             reference, _ = sample_motion(model, condition, 50, 2.0, 2.0, guidance, seed)

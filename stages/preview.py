@@ -3,7 +3,7 @@
 Reads ``generator``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
 model (``models/motion`` for ``motion``; extract_aus rows for ``warp``). Writes
 ``reports/generator/contact_sheet.jpg`` (demo identities and, with ``preview.real_face``, the astronaut,
-frames 1, 6, 11, 16) and ``reports/generator/metrics.json`` (per clip: what ran, seconds, folded triangles,
+also with the fixed prompt when ``preview.fixed_prompt``; frames 1, 6, 11, 16) and ``reports/generator/metrics.json`` (per clip: what ran, seconds, folded triangles,
 mouth opening).
 """
 
@@ -34,7 +34,7 @@ def main(params: Params) -> None:
         raise InputError(f"{PROMPTS} has no prompt for any scarce class ({params.decompose.scarce_classes})")
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if generator_cfg.generator == "warp" else None
     generator = make_generator(generator_cfg, frames)
-    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face)
+    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face, cfg.fixed_prompt)
     videos, records = run_preview(items, generator, cfg.action, cfg.seed, generator_cfg.n_frames)
     summary = preview_summary(records)
     with staged_outputs() as out:

@@ -237,3 +237,15 @@ def test_openface_params_reach_the_backend(tmp_path: Path) -> None:
     backend = make_backend(params)
     assert backend.timeout_s == 5 and backend.command(Path("f"), Path("o"))[-3:] == ["-mloc", "model/x.txt",
                                                                                     "-nomask"]
+
+
+def test_sample_per_class_all_takes_every_clip_of_the_splits() -> None:
+    clips = pd.DataFrame({"clip_id": [f"c{k}" for k in range(7)], "label": list("aabbbcc"),
+                          "split": ["train"] * 6 + ["test"], "identity_source": [False] * 7,
+                          "scarce": [False] * 7})
+    every = select_clips(clips, ExtractAUsParams(sample_per_class="all"), seed=0)
+    assert sorted(every.clip_id) == [f"c{k}" for k in range(6)]
+    two = select_clips(clips, ExtractAUsParams(sample_per_class=2), seed=0)
+    assert len(two) == 5  # a: 2, b: 2 of 3, c: 1 train clip
+    with pytest.raises(ValueError):
+        ExtractAUsParams(sample_per_class="some")

@@ -1,7 +1,10 @@
-"""The motion generator's model: training tracks, the DDIM sampler with per-frame guidance and frame-1
-replacement (known answers with an analytic oracle denoiser), training, saving, and the generator."""
+"""The motion generator's model: training tracks, the text condition, the DDIM sampler with per-frame guidance
+and frame-1 replacement (known answers with an analytic oracle denoiser), the guidance floor, training,
+saving, and the generator."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -11,9 +14,9 @@ import torch
 from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator
 from argen.generators.guidance import guidance_curve
 from argen.generators.motion import (
-    CONDITION_AUS, MIRROR, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig, MotionModelError,
-    TrainingSettings, condition_from_aus, condition_from_prompt, motion_to_pixels, sample_motion,
-    train_motion_model, training_tracks,
+    CONDITION_AUS, CONDITION_DIM, MIRROR, TEXT_DIM, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig,
+    MotionModelError, TrainingSettings, condition_from_aus, condition_from_prompt, expression_text,
+    motion_condition, motion_to_pixels, sample_motion, train_motion_model, training_texts, training_tracks,
 )
 from argen.aus import INTENSITY_AUS
 from argen.demo.face import FaceShape, neutral_landmarks
@@ -21,6 +24,20 @@ from argen.params import GeneratorParams
 
 AU26 = CONDITION_AUS.index(26)
 TINY = MotionModelConfig(n_frames=6, d_model=16, n_layers=1, n_heads=2)
+
+
+def hashed_encoder(texts: list[str]) -> np.ndarray:
+    """A stand-in sentence encoder for tiny models: a fixed unit vector per distinct text."""
+    rows = []
+    for text in texts:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        vector = np.random.default_rng(seed).normal(size=TEXT_DIM)
+        rows.append(vector / np.linalg.norm(vector))
+    return np.asarray(rows, dtype=np.float32)
+
+
+def au_condition(aus: dict[int, float], prompt: str = "Expression: surprise; jaw dropped clearly.") -> np.ndarray:
+    return motion_condition(prompt, aus, hashed_encoder)[0]
 
 
 def base_face() -> np.ndarray:
@@ -51,8 +68,10 @@ def test_mirror_is_an_involution_that_swaps_sides() -> None:
 def test_tracks_start_at_the_least_expressive_frame_and_carry_its_au_change() -> None:
     onset = clip_rows("onset", [0, 0, 2, 4, 6, 8], [0, 0, 1, 2, 3, 4])
     offset = clip_rows("offset", [8, 6, 4, 2, 0, 0], [4, 3, 2, 1, 0, 0])  # expression first, then neutral
-    tracks = training_tracks(pd.concat([onset, offset]), n_frames=6, min_frames=4, cond_min=0.2, mirror=False)
+    tracks = training_tracks(pd.concat([onset, offset]), {"onset": "surprise", "offset": "fear"}, n_frames=6,
+                             min_frames=4, cond_min=0.2, mirror=False)
     assert tracks.clip_ids == ["offset", "onset"] and tracks.reversed.tolist() == [True, False]
+    assert tracks.labels == ["fear", "surprise"]
     assert np.all(tracks.motions[:, 0] == 0)  # frame 1 is the reference itself
     iod = np.linalg.norm(base_face()[[42, 45]].mean(0) - base_face()[[36, 39]].mean(0))
     np.testing.assert_allclose(tracks.motions[1, :, 8, 1], np.array([0, 0, 2, 4, 6, 8]) / iod, atol=1e-9)
@@ -65,10 +84,13 @@ def test_tracks_start_at_the_least_expressive_frame_and_carry_its_au_change() ->
 def test_faceless_rows_are_counted_and_bridged_and_short_clips_skipped() -> None:
     gappy = clip_rows("gappy", [0, 2, 4, 6, 8, 10], [0, 1, 2, 3, 4, 5], [True, True, False, True, True, True])
     short = clip_rows("short", [0, 1, 2, 3, 4, 5], [0] * 6, [True, True, False, False, False, True])
-    tracks = training_tracks(pd.concat([gappy, short]), n_frames=6, min_frames=4, mirror=False)
+    unlabelled = clip_rows("unlabelled", [0, 1, 2, 3, 4, 5], [0] * 6)
+    tracks = training_tracks(pd.concat([gappy, short, unlabelled]), {"gappy": "fear", "short": "fear"}, n_frames=6,
+                             min_frames=4, mirror=False)
     assert tracks.clip_ids == ["gappy"] and tracks.rows_without_face == 4
     assert tracks.skipped.to_dict("records") == [
-        {"clip_id": "short", "reason": "3 frames with a face, fewer than min_frames=4"}]
+        {"clip_id": "short", "reason": "3 frames with a face, fewer than min_frames=4"},
+        {"clip_id": "unlabelled", "reason": "no emotion label for the clip"}]
     chin = tracks.motions[0, :, 8, 1]
     np.testing.assert_allclose(chin[2], (chin[1] + chin[3]) / 2)  # the faceless frame is interpolated
 
@@ -80,6 +102,33 @@ def test_conditions_look_like_prompts() -> None:
     assert np.count_nonzero(r) == 3 and r[0] == pytest.approx(0.8) and r[2] == 0.0
     vector, unusable = condition_from_prompt({26: 0.6, 45: 0.9, 43: 0.5, 1: 0.0})
     assert vector[AU26] == 0.6 and np.count_nonzero(vector) == 1 and unusable == [1, 43, 45]
+
+
+def test_training_texts_take_the_prompts_form() -> None:
+    r = np.zeros(len(CONDITION_AUS))
+    r[CONDITION_AUS.index(1)], r[CONDITION_AUS.index(20)] = 0.7, 0.4
+    full, emotion_only, fixed = training_texts("fear", r)
+    assert full == "Expression: fear; inner brows raised clearly, lips stretched sideways moderately."
+    assert emotion_only == "Expression: fear." and fixed == "A person with the expression of slight fear"
+    assert training_texts("fear", np.zeros(len(CONDITION_AUS)))[0] == emotion_only
+
+
+def test_the_condition_reads_the_expression_part_of_the_prompt() -> None:
+    prompt = "Identity: fair-skinned, brown hair; Expression: disgust; nose wrinkled clearly, lower lip pulled down."
+    assert expression_text(prompt) == "Expression: disgust; nose wrinkled clearly, lower lip pulled down."
+    assert expression_text("A person with the expression of slight fear") == \
+        "A person with the expression of slight fear"
+    seen = []
+    condition, text_only = motion_condition(prompt, {9: 0.6, 16: 0.5},
+                                            lambda texts: seen.extend(texts) or hashed_encoder(texts))
+    assert seen == [expression_text(prompt)] and condition.shape == (CONDITION_DIM,)
+    np.testing.assert_allclose(condition[:TEXT_DIM], hashed_encoder(seen)[0])
+    assert condition[TEXT_DIM + CONDITION_AUS.index(9)] == pytest.approx(0.6) and condition[-1] == 1.0
+    assert text_only == [16]  # AU16 has no AU-vector entry: its words carry it
+    no_aus, _ = motion_condition("A person with the expression of slight fear", {}, hashed_encoder)
+    assert not no_aus[TEXT_DIM:].any() and no_aus[:TEXT_DIM].any()
+    with pytest.raises(ValueError, match="empty prompt"):
+        motion_condition("  ", {}, hashed_encoder)
 
 
 class OracleDenoiser(torch.nn.Module):
@@ -113,9 +162,9 @@ def test_sampler_known_answer_per_frame_guidance_and_replacement(a: float, b: fl
     rng = np.random.default_rng(0)
     target, unconditional = rng.normal(size=(2, 8, 68, 2))
     model = oracle_model(target, unconditional, scale=0.5)
-    guidance = MotionGuidance(g_min=0.5, g_max=6.0, form="paper")
-    motion, record = sample_motion(model, 0.7 * np.eye(len(CONDITION_AUS))[0], 7, a, b, guidance, seed=3)
-    g = guidance_curve(np.arange(1, 9), 8, a, b, 0.5, 6.0, "paper")[:, None, None]
+    guidance = MotionGuidance(g_min=1.5, g_max=6.0, form="paper")
+    motion, record = sample_motion(model, 0.7 * np.eye(CONDITION_DIM)[0], 7, a, b, guidance, seed=3)
+    g = guidance_curve(np.arange(1, 9), 8, a, b, 1.5, 6.0, "paper")[:, None, None]
     expected = 0.5 * (unconditional + g * (0.7 * target - unconditional))
     expected[0] = 0.0  # frame 1 is the identity: zero motion, whatever the model says
     np.testing.assert_allclose(motion, expected, atol=2e-4)
@@ -138,7 +187,7 @@ def test_replacement_pins_frame_one_at_every_step() -> None:
         return forward(sample, timesteps, condition, use_condition)
 
     model.denoiser.forward = spy
-    motion, _ = sample_motion(model, np.ones(len(CONDITION_AUS)), 10, 2.0, 2.0, MotionGuidance(1.0, 1.0), seed=0)
+    motion, _ = sample_motion(model, np.ones(CONDITION_DIM), 10, 2.0, 2.0, MotionGuidance(1.0, 1.0), seed=0)
     assert np.all(motion[0] == 0.0)
     stds = [float(s.std()) for s in seen]
     assert all(0.8 < s < 1.2 for s in stds), stds  # pure re-drawn noise, not the model's frame-1 estimate
@@ -150,9 +199,16 @@ def tiny_model(seed: int = 0) -> MotionModel:
     return MotionModel(MotionDenoiser(TINY), TINY)
 
 
+def random_model(seed: int = 0) -> MotionModel:
+    """A tiny untrained model whose output layer is random too (a fresh one predicts zero velocity)."""
+    model = tiny_model(seed)
+    torch.nn.init.normal_(model.denoiser.output.weight, std=0.2)
+    return model
+
+
 def test_seeds_reproduce_bit_for_bit_and_differ_across_seeds() -> None:
     model = tiny_model()
-    condition = np.eye(len(CONDITION_AUS))[AU26]
+    condition = au_condition({26: 1.0})
     first, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=11)
     again, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=11)
     other, _ = sample_motion(model, condition, 5, 2.0, 2.0, MotionGuidance(), seed=12)
@@ -162,14 +218,15 @@ def test_seeds_reproduce_bit_for_bit_and_differ_across_seeds() -> None:
 def synthetic_tracks(n: int = 24):
     rows = [clip_rows(f"c{k:02d}", list(np.linspace(0, k % 7, 6)), list(np.linspace(0, (k % 7) / 1.5, 6)))
             for k in range(n)]
-    return training_tracks(pd.concat(rows), n_frames=6, min_frames=4)
+    return training_tracks(pd.concat(rows), {f"c{k:02d}": ("surprise", "fear")[k % 2] for k in range(n)},
+                           n_frames=6, min_frames=4)
 
 
 def test_training_is_seeded_and_saved_models_load(tmp_path) -> None:
     tracks = synthetic_tracks()
     settings = TrainingSettings(steps=15, batch_size=8, seed=4)
-    model, losses = train_motion_model(tracks, TINY, settings)
-    twin, _ = train_motion_model(tracks, TINY, settings)
+    model, losses = train_motion_model(tracks, TINY, settings, hashed_encoder)
+    twin, _ = train_motion_model(tracks, TINY, settings, hashed_encoder)
     assert len(losses) == 15 and all(np.isfinite(losses))
     model.save(tmp_path / "a")
     twin.save(tmp_path / "b")
@@ -177,7 +234,7 @@ def test_training_is_seeded_and_saved_models_load(tmp_path) -> None:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     loaded = MotionModel.load(tmp_path / "a")
     assert loaded.config == model.config and loaded.config.data_scale == pytest.approx(tracks.motions[:, 1:].std())
-    condition = np.eye(len(CONDITION_AUS))[AU26]
+    condition = au_condition({26: 1.0})
     assert sample_motion(loaded, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes() == \
         sample_motion(model, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes()
 
@@ -194,24 +251,21 @@ def test_missing_or_broken_model_is_a_clear_error(tmp_path) -> None:
         make_generator(GeneratorParams(generator="motion", motion_path=str(tmp_path / "none")))
 
 
-def face_item(aus: dict[int, float]) -> GenerationInput:
+def face_item(aus: dict[int, float], prompt: str = "Expression: surprise; jaw dropped clearly.") -> GenerationInput:
     from argen.demo.dataset import render_face
     from argen.demo.render import Appearance
     image, landmarks = render_face(FaceShape(), Appearance.sample(np.random.default_rng(1)), {}, 96)[:2]
-    return GenerationInput(np.clip(image, 0, 255).astype(np.uint8), landmarks[:, :2], "a prompt", aus)
+    return GenerationInput(np.clip(image, 0, 255).astype(np.uint8), landmarks[:, :2], prompt, aus)
 
 
-def test_generator_records_what_ran_and_zero_aus_give_a_still_video() -> None:
-    generator = MotionVideoGenerator(tiny_model(), MotionGuidance(), size=96)
-    item = face_item({26: 0.9, 1: 0.6})
+def test_generator_records_what_ran() -> None:
+    generator = MotionVideoGenerator(random_model(), MotionGuidance(), size=96, encoder=hashed_encoder)
+    item = face_item({26: 0.9, 1: 0.6, 27: 0.5})
     video, record = generator.generate(item, (5, 3.0, 2.0), seed=2, n_frames=6)
     assert video.shape == (6, 96, 96, 3) and video.dtype == np.uint8
     assert record["steps_run"] == record["denoiser_calls"] == 5 and not record["still"]
+    assert record["text_only_aus"] == [27]
     assert np.array_equal(video[0], item.image)  # frame 1 is the identity frame
-    still, still_record = generator.generate(face_item({45: 0.8}), (5, 2.0, 2.0), seed=2, n_frames=6)
-    assert still_record["still"] and still_record["denoiser_calls"] == 0 and still_record["unusable_aus"] == [45]
-    assert "still video" in still_record["note"]
-    assert all(np.array_equal(frame, still[0]) for frame in still)
     with pytest.raises(ValueError, match="makes 6 frames"):
         generator.generate(item, (5, 2.0, 2.0), seed=2, n_frames=7)
 

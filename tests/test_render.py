@@ -183,3 +183,4 @@ def test_real_face_expressions(astronaut, kind: str) -> None:
     if kind == "surprise":
         assert stats["mouth_painted"][-1] and stats["lip_gap"][-1] > stats["lip_gap"][0] + 10
     assert not np.array_equal(frames[-1], image)
+

@@ -51,7 +51,7 @@ def select_clips(clips: pd.DataFrame, params: ExtractAUsParams, seed: int) -> pd
 
     ``identity``: identity sources (neutral clips of D*_ns); ``knowledge``: scarce clips of ``splits``
     for the AU knowledge base; ``sample``: up to ``sample_per_class`` clips per class of ``splits``
-    (seeded) for the motion model's training tracks and the warp's AU-to-landmark model.
+    (seeded; ``all``: every clip of ``splits``) for the motion model's training tracks and the warp's AU-to-landmark model.
     """
     in_splits = clips.split.isin(params.splits)
     purposes = {cid: [] for cid in clips.clip_id}
@@ -61,7 +61,8 @@ def select_clips(clips: pd.DataFrame, params: ExtractAUsParams, seed: int) -> pd
         purposes[cid].append("knowledge")
     pool = clips[in_splits]
     for _, group in pool.groupby("label", sort=True):
-        take = group.sample(n=min(params.sample_per_class, len(group)), random_state=seed)
+        count = len(group) if params.sample_per_class == "all" else min(params.sample_per_class, len(group))
+        take = group.sample(n=count, random_state=seed)
         for cid in take.clip_id:
             purposes[cid].append("sample")
     chosen = clips[[bool(purposes[c]) for c in clips.clip_id]].copy()

