@@ -109,3 +109,16 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproce
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "baseline")
     return project, result
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``).
+
+    Each test file runs on one worker, so its module-scoped fixtures are built once; every test that uses the
+    session's ``reproduced`` project (directly or through a fixture) runs on one worker, in collection order,
+    so that project is reproduced once. Without xdist the groups change nothing.
+    """
+    for item in items:
+        uses_project = "reproduced" in getattr(item, "fixturenames", ())
+        group = "reproduced" if uses_project else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

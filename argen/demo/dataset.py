@@ -38,8 +38,9 @@ import pandas as pd
 from tqdm import tqdm
 
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
+from argen.demo import exact
 from argen.demo.face import FaceShape, expressive_landmarks, neutral_landmarks, project
-from argen.demo.render import Appearance, draw_face
+from argen.demo.render import Appearance, draw_face, opencv_baseline
 from argen.emotions import EMOTIONS
 from argen.io import atomic_path
 from argen.params import DemoParams
@@ -112,7 +113,7 @@ def au_trajectory(apex: dict[int, float], n_frames: int, rng: np.random.Generato
         out[:, j] = value * ramp * rng.uniform(0.92, 1.08, n_frames)
     if rng.random() < 0.2:
         phase, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0.6, 1.4)
-        talk = np.clip(np.sin(speed * t + phase), 0, None) * rng.uniform(0.8, 2.2)
+        talk = np.clip(exact.sin(speed * t + phase), 0, None) * rng.uniform(0.8, 2.2)
         for au in (25, 26):
             j = INTENSITY_AUS.index(au)
             out[:, j] = np.maximum(out[:, j], talk * (1.0 if au == 25 else 0.6))
@@ -128,7 +129,7 @@ def au_trajectory(apex: dict[int, float], n_frames: int, rng: np.random.Generato
 def _smooth_walk(rng: np.random.Generator, n: int, step: float) -> np.ndarray:
     """A smooth random walk of length ``n`` (head pose drift, lighting flicker)."""
     walk = np.cumsum(rng.normal(0, step, n))
-    return np.convolve(walk, np.ones(3) / 3, mode="same")
+    return exact.smooth3(walk)
 
 
 def render_face(shape: FaceShape, appearance: Appearance, aus: dict[int, float], size: int,
@@ -160,8 +161,8 @@ def render_face(shape: FaceShape, appearance: Appearance, aus: dict[int, float],
 def _forehead(shape: FaceShape) -> np.ndarray:
     """3-D arc over the top of the head from jaw point 0 to jaw point 16 (the face outline's upper half)."""
     t = np.linspace(0, np.pi, 15)
-    return np.stack([-shape.jaw_width * np.cos(t), -0.2 - 0.95 * np.sin(t),
-                     -0.55 * np.abs(np.cos(t)) + 0.1 * np.sin(t)], axis=1)
+    cos_t, sin_t = exact.cos(t), exact.sin(t)
+    return np.stack([-shape.jaw_width * cos_t, -0.2 - 0.95 * sin_t, -0.55 * np.abs(cos_t) + 0.1 * sin_t], axis=1)
 
 
 def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params: DemoParams,
@@ -188,7 +189,7 @@ def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params
     light_dir = rng.uniform(0, 2 * np.pi)
     light_strength = rng.uniform(0.0, 0.45)
     # Auto-exposure as a camera does it: the face, not the scene, is brought near a target brightness.
-    skin_luma = float(np.dot(appearance.skin, [0.114, 0.587, 0.299]))
+    skin_luma = exact.dot(appearance.skin, [0.114, 0.587, 0.299])
     exposure = np.clip(rng.uniform(105, 165) / skin_luma, 0.75, 1.7)
     brightness = exposure * (1 + _smooth_walk(rng, n, 0.02))
     blur_sigma = float(rng.choice([0.0, rng.uniform(0.3, 1.1)], p=[0.6, 0.4])) * size / 128
@@ -199,7 +200,7 @@ def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params
                     np.asarray(appearance.skin) * rng.uniform(0.7, 1.0) if rng.random() < 0.6
                     else rng.uniform(20, 230, 3))
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
-    light = 1.0 + light_strength * (np.cos(light_dir) * xx + np.sin(light_dir) * yy) * 2
+    light = 1.0 + light_strength * (float(exact.cos(light_dir)) * xx + float(exact.sin(light_dir)) * yy) * 2
 
     frames, rows = [], []
     for f in range(n):
@@ -214,7 +215,8 @@ def render_clip(spec: ClipSpec, shape: FaceShape, appearance: Appearance, params
             cv2.ellipse(img, (int(c[0]), int(c[1])), (int(radius * scale * 1.4), int(radius * scale)),
                         float(np.degrees(roll[f])) + 20, 0, 360, np.asarray(colour, float).tolist(), -1, cv2.LINE_AA)
         if blur_sigma > 0:
-            img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
+            with opencv_baseline():  # the same float results on every CPU
+                img = cv2.GaussianBlur(img, (0, 0), blur_sigma)
         img = img + rng.normal(0, noise_sigma, img.shape)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
         row = {"frame": f + 1, "face_id": 0, "timestamp": round(f / FPS, 3), "confidence": 1.0, "success": 1,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from argen.aus import INTENSITY_AUS, MAX_INTENSITY
+from argen.demo import exact
 
 N_LANDMARKS = 68
 
@@ -62,13 +63,13 @@ def neutral_landmarks(shape: FaceShape) -> np.ndarray:
     t = np.linspace(0.0, 1.0, 17)
     chin = 1.0 * shape.jaw_length
     top = -0.2
-    pts[JAW, 0] = -shape.jaw_width * np.cos(np.pi * t)
-    pts[JAW, 1] = top + (chin - top) * np.sin(np.pi * t) ** shape.jaw_roundness
-    pts[JAW, 2] = -0.55 * np.abs(np.cos(np.pi * t))
+    pts[JAW, 0] = -shape.jaw_width * exact.cos(np.pi * t)
+    pts[JAW, 1] = top + (chin - top) * exact.power(np.maximum(exact.sin(np.pi * t), 0.0), shape.jaw_roundness)
+    pts[JAW, 2] = -0.55 * np.abs(exact.cos(np.pi * t))
 
     s = np.linspace(0.0, 1.0, 5)
     brow_x = -0.8 + 0.62 * s                  # outer (-0.8) to inner (-0.18)
-    brow_y = shape.brow_height - shape.brow_arch * np.sin(np.pi * (0.3 + 0.7 * s)) + 0.02 * s
+    brow_y = shape.brow_height - shape.brow_arch * exact.sin(np.pi * (0.3 + 0.7 * s)) + 0.02 * s
     pts[BROW_R, 0], pts[BROW_R, 1] = brow_x, brow_y
     pts[BROW_L, 0], pts[BROW_L, 1] = -brow_x[::-1], brow_y[::-1]
     pts[BROW_R, 2] = pts[BROW_L, 2] = 0.12
@@ -186,15 +187,15 @@ def expressive_landmarks(neutral: np.ndarray, intensities: dict[int, float], sha
 
 def rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     """3x3 rotation for head pose angles in radians (yaw about y, pitch about x, roll about z)."""
-    cy, sy, cp, sp, cr, sr = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
+    cy, sy, cp, sp, cr, sr = (float(f(angle)) for angle in (yaw, pitch, roll) for f in (exact.cos, exact.sin))
     r_yaw = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
     r_pitch = np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
     r_roll = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
-    return r_roll @ r_pitch @ r_yaw
+    return exact.matmul(exact.matmul(r_roll, r_pitch), r_yaw)
 
 
 def project(points: np.ndarray, pose: tuple[float, float, float], centre: tuple[float, float],
             scale: float) -> np.ndarray:
     """Rotate face-normalised 3-D points by ``pose`` and project them orthographically to pixels."""
-    rotated = points @ rotation(*pose).T
+    rotated = exact.matmul(points, rotation(*pose).T)
     return rotated[:, :2] * scale + np.asarray(centre)

@@ -4,16 +4,23 @@ Everything is drawn at ``SUPERSAMPLE`` times the output size and reduced with ar
 anti-aliased edges. The drawing keeps what face detectors rely on: dark eye regions above lighter cheeks,
 a lit nose bridge, a dark mouth line, a face contour against hair and background (Haar features), and
 oriented edges of jaw, brows, eyes and mouth (HOG).
+
+The same bytes on every x86-64 CPU: the float maths goes through :mod:`argen.demo.exact` (no SIMD-dispatched
+transcendental functions, no BLAS), and OpenCV runs its baseline code paths (:func:`opencv_baseline`: no
+AVX/AVX2/AVX-512 dispatch, no Intel IPP), whose float results do not depend on the CPU either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from argen.demo import exact
 from argen.demo.face import BROW_L, BROW_R, EYE_L, EYE_R, INNER_LIP, JAW, OUTER_LIP
 
 SUPERSAMPLE = 2
@@ -100,11 +107,35 @@ def _soft(img: np.ndarray, mask: np.ndarray, colour, strength: float, blur: floa
     _blend(img, alpha, colour, roi)
 
 
+@contextlib.contextmanager
+def opencv_baseline() -> Iterator[None]:
+    """Run OpenCV on its baseline code paths (SSE2/SSE3 on x86-64): no CPU-dispatched SIMD, no Intel IPP.
+
+    OpenCV picks AVX2/AVX-512 kernels and IPP code paths by the CPU it runs on, and their float results
+    (GaussianBlur, resize, distanceTransform) differ in the last bits between machines. The switch is
+    process-wide; the previous setting is restored on exit.
+    """
+    previous = cv2.useOptimized()
+    cv2.setUseOptimized(False)
+    try:
+        yield
+    finally:
+        cv2.setUseOptimized(previous)
+
+
 @functools.lru_cache(maxsize=4)
-def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised pixel coordinates (y, x) of a square canvas, shared by all frames of that size."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
-    return yy, xx
+def _wave_columns(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """sin and cos of 6 x for the normalised column coordinates x of a square canvas."""
+    x = np.arange(size) / size
+    return exact.sin(6.0 * x), exact.cos(6.0 * x)
+
+
+def _background_wave(size: int, phase: float) -> np.ndarray:
+    """0.5 + 0.5 sin(6 x + 3 y + phase) over the canvas (x, y normalised), by the angle-addition formula."""
+    sin_x, cos_x = _wave_columns(size)
+    row = 3.0 * (np.arange(size) / size) + phase
+    sin_y, cos_y = exact.sin(row), exact.cos(row)
+    return (0.5 + 0.5 * (np.multiply.outer(cos_y, sin_x) + np.multiply.outer(sin_y, cos_x))).astype(np.float32)
 
 
 def _curve(a: np.ndarray, b: np.ndarray, bulge: float, n: int = 8) -> np.ndarray:
@@ -130,18 +161,24 @@ def draw_face(size: int, lm: np.ndarray, forehead: np.ndarray, app: Appearance, 
     Returns:
         (size, size, 3) float32 BGR image in [0, 255], before lighting, occlusion, blur and noise.
     """
+    with opencv_baseline():
+        return _draw_face(size, lm, forehead, app, aus, background_phase)
+
+
+def _draw_face(size: int, lm: np.ndarray, forehead: np.ndarray, app: Appearance, aus: dict[int, float],
+               background_phase: float) -> np.ndarray:
+    """:func:`draw_face` without the OpenCV switch."""
     s = SUPERSAMPLE
     big = size * s
     lm, forehead = lm * s, forehead * s
     img = np.empty((big, big, 3), np.float32)
     img[:] = app.background
-    yy, xx = _grid(big)
-    wave = 0.5 + 0.5 * np.sin(6.0 * xx + 3.0 * yy + background_phase)
+    wave = _background_wave(big, background_phase)
     img += (np.asarray(app.background_accent, np.float32) - img) * (0.5 * wave[..., None])
 
     face_outline = np.concatenate([lm[JAW], forehead[::-1]])
     centre = face_outline.mean(axis=0)
-    face_w = np.linalg.norm(lm[16] - lm[0])
+    face_w = exact.norm(lm[16] - lm[0])
     skin = np.asarray(app.skin, np.float32)
     hair = np.asarray(app.hair, np.float32)
 
@@ -163,12 +200,14 @@ def draw_face(size: int, lm: np.ndarray, forehead: np.ndarray, app: Appearance, 
     face_mask = np.zeros((big, big), np.uint8)
     _poly(face_mask, face_outline, 255)
     dist = cv2.distanceTransform(face_mask, cv2.DIST_L2, 5)
-    shade = np.clip(dist / (face_w * 0.22), 0, 1) ** 0.6
+    # Shading curve x ** 0.625 from square roots, which every CPU rounds the same way.
+    ramp = np.sqrt(np.clip(dist / np.float32(face_w * 0.22), 0, 1))
+    shade = ramp * np.sqrt(np.sqrt(ramp))
     roi = _roi(face_mask, 1)
     face_colour = skin * (0.72 + 0.28 * shade[..., None])
     _blend(img, face_mask.astype(np.float32) / 255.0, face_colour, roi)
 
-    eye_w = np.linalg.norm(lm[39] - lm[36])
+    eye_w = exact.norm(lm[39] - lm[36])
     # Eye sockets and the shadow under the brows.
     sockets = np.zeros((big, big), np.float32)
     for eye, brow in ((EYE_R, BROW_R), (EYE_L, BROW_L)):
