@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from argen.ard.augment import generate_set, policy_actions
+from argen.ard.augment import generate_set, policy_actions, policy_reward
 from argen.ard.generator import make_generator, prompt_aus_from_line
 from argen.ard.preview import contact_sheet
 from argen.ard.rewards import au_fidelity
@@ -287,6 +287,7 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
                   for (s, e), g in f1.groupby(["set", "emotion"])}
     out.json({"source": where, "clips": n_clips, "skipped": int(len(skipped)), "au_backend": backend,
               "generator": generator_name, "policy": params.ard.policy, "asi_mode": params.asi.mode,
+              "reward": policy_reward(params.ard, POLICY),
               "fvd": fvd, "lpips": lpips_note, "ground_truth": ground_truth, "augmentation": augmentation,
               "diversity": div, "au_f1": f1_summary,
               "judge": None if judge is None else judge[["emotion", "clips", "share", "low", "high"]].to_dict("records")},

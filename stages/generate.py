@@ -1,7 +1,8 @@
 """Stage ``generate`` (Algorithm 1 stage 2): the augmentation set D3.
 
 Reads ``seed``, ``generate``, ``ard`` (the generator and ``ard.policy``: learned, random or fixed), the
-identities and prompts, the trained policy (``models/policy``) and the generator's model. Writes
+identities and prompts, the clip table (``generate.per_class: table7`` scales to its training split), the
+trained policy (``models/policy``) and the generator's model. Writes
 ``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``ard.n_frames`` frames at ``ard.size``),
 ``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
 action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from argen.ard.augment import choose_pairs, generate_set, policy_actions
+from argen.ard.augment import choose_pairs, generate_set, policy_actions, policy_reward, resolve_per_class
 from argen.ard.generator import make_generator
 from argen.ard.preview import contact_sheet
 from argen.ard.reward_table import distributed_rank
@@ -35,6 +36,7 @@ from argen.stage import provenance, run_stage
 IDENTITIES = Path("data/interim/identities.parquet")
 IMAGES = Path("data/interim/identities")
 PROMPTS = Path("data/interim/prompts.parquet")
+CLIPS = Path("data/interim/clips.parquet")
 FRAMES = Path("data/interim/aus.parquet")
 POLICY = Path("models/policy")
 OUT = Path("data/generated")
@@ -55,11 +57,14 @@ def main(params: Params) -> None:
                                          *[f"y_{i}" for i in range(68)]], "identities").set_index("clip_id")
     prompts = read_table(PROMPTS, ["identity_id", "emotion", "prompt", "raw_final"], "prompts")
     prompts = prompts[prompts.identity_id.isin(identities.index)]
-    not_scarce = sorted(set(cfg.per_class) - set(params.decompose.scarce_classes))
+    counts = resolve_per_class(cfg.per_class, read_table(CLIPS, ["label", "split"], "decompose"), cfg.table7_factor)
+    if cfg.per_class == "table7":
+        log.info("generate.per_class: table7 (x %g) on this training split: %s", cfg.table7_factor, counts)
+    not_scarce = sorted(set(counts) - set(params.decompose.scarce_classes))
     if not_scarce:
         log.warning("generate.per_class names %s, not scarce classes (decompose.scarce_classes %s): no prompts, "
                     "nothing generated for them", not_scarce, params.decompose.scarce_classes)
-    per_class = {e: n for e, n in cfg.per_class.items() if e not in not_scarce}
+    per_class = {e: n for e, n in counts.items() if e not in not_scarce}
     pairs = choose_pairs(prompts, per_class, params.seed)
     if pairs.empty:
         raise InputError(f"{PROMPTS}: no prompt for the classes of generate.per_class {per_class}")
@@ -105,7 +110,9 @@ def main(params: Params) -> None:
         if shown:
             shown_frames = sorted({int(round(f)) for f in np.linspace(1, ard.n_frames, 4)})
             contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
-        out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
+        out.json(summary(index) | {"asked": per_class, "per_class_rule": cfg.per_class if cfg.per_class == "table7"
+                                   else "explicit", "not_scarce_skipped": not_scarce,
+                                   "reward": policy_reward(ard, POLICY)}, REPORTS / "metrics.json")
     shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]
     log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, ard.policy,

@@ -1,11 +1,12 @@
 """Stage ``policy`` (Algorithm 1 stage 1, eq. 13, 18-21): REINFORCE on the cached reward table.
 
-Reads ``seed``, the policy keys of ``ard`` (lambda, gamma, top_k, candidates, advantage, weight_au,
-weight_human, ratings_csv, policy_*), ``data/interim/rewards.parquet`` and ``reward_pairs.parquet``, and the
+Reads ``seed``, the policy keys of ``ard`` (lambda, reward, weight_fidelity, fidelity_keep, gamma, top_k,
+candidates, advantage, weight_human, ratings_csv, policy_*), ``data/interim/rewards.parquet`` and ``reward_pairs.parquet``, and the
 identity frames (the state encoders). Rewards are looked up in the table, never regenerated, so
 ``dvc exp run -S ard.lambda=3`` re-runs this stage and what follows it, not the rewards stage.
 Writes ``models/policy/`` (weights and config), ``reports/policy/metrics.json`` (the held-out comparison:
-learned vs random vs fixed T = 20 vs best fixed vs oracle), ``reports/policy/comparison.png`` and the
+learned vs random vs fixed T = 20 vs best fixed vs oracle; which reward, ``paper`` or ``argen``, and
+the fidelity weight with the outcome of its selection on the training pairs), ``reports/policy/comparison.png`` and the
 training curves (DVCLive, ``reports/policy/live/``: loss, raw and shaped reward, entropy, share of pairs
 whose greedy action is the table's best; the paper's figure 8).
 """
@@ -15,7 +16,7 @@ import logging
 from pathlib import Path
 
 
-from argen.ard.comparison import fit_and_compare, reward_cubes, total_reward
+from argen.ard.comparison import FIDELITY_GRID, fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
 from argen.ard.policy import ACTIONS, PolicySettings, save_policy
 from argen.ard.report import plot_comparison
 from argen.ard.reward_table import COMPONENTS, EXECUTION_KEYS, GENERATION_KEYS
@@ -56,6 +57,23 @@ def check_fresh(params: Params) -> None:
         raise UserError(f"{TABLE} is stale ({shown}): re-run the rewards stage (dvc repro rewards)")
 
 
+def fidelity_weight(ard, table, pairs, naturalness: tuple[float, float, float]) -> tuple[float, list[dict]]:
+    """w_X: 0 for the paper's reward, the param when a number, else chosen on the training pairs
+    (:func:`argen.ard.comparison.choose_fidelity_weight`); and the selection's rows for the metrics."""
+    if ard.reward == "paper":
+        return 0.0, []
+    if ard.weight_fidelity != "auto":
+        return float(ard.weight_fidelity), []
+    weight, outcome = fidelity_weight_for(table, pairs, ard.lambda_, naturalness, ard.fidelity_keep)
+    if not outcome.reaches.any():
+        log.warning("no fidelity weight of %s keeps %.0f %% of the attainable R_X on the training pairs: using the "
+                    "largest, %g", list(FIDELITY_GRID), 100 * ard.fidelity_keep, weight)
+    log.info("fidelity weight w_X = %g (smallest keeping %.0f %% of the attainable R_X on %d training pairs)", weight,
+             100 * ard.fidelity_keep, int((pairs.split == "train").sum()))
+    return weight, [{k: (round(v, 4) if isinstance(v, float) else bool(v) if k == "reaches" else v)
+                     for k, v in row.items()} for row in outcome.to_dict("records")]
+
+
 def main(params: Params) -> None:
     ard = params.ard
     check_fresh(params)
@@ -67,8 +85,9 @@ def main(params: Params) -> None:
         ratings, problems = read_ratings(ard.ratings_csv, set(table.video_id))
         for problem in problems:
             log.warning("%s", problem)
-    total, unrated = total_reward(table, ard.lambda_, ard.weight_au, ard.weight_human, ratings,
-                                   (ard.weight_quality, ard.weight_face, ard.weight_expression))
+    naturalness = (ard.weight_quality, ard.weight_face, ard.weight_expression)
+    weight_fidelity, selection = fidelity_weight(ard, table, pairs, naturalness)
+    total, unrated = total_reward(table, ard.lambda_, weight_fidelity, ard.weight_human, ratings, naturalness)
     if unrated:
         log.warning("%d of %d videos have no human rating: they get the mean rating", unrated, len(table))
     values = {"total": total, "model_calls": table.model_calls, **{c: table[c] for c in COMPONENTS}}
@@ -107,9 +126,13 @@ def main(params: Params) -> None:
             "pairs": {"train": int(train.sum()), "val": int((~train).sum()), "left_out": len(left_out)},
             "unrated_videos": unrated, "final_loss": round(float(outcome.history.loss.tail(100).mean()), 4),
             "encoder": encoder,
+            "reward": {"mode": ard.reward, "weight_fidelity": weight_fidelity,
+                       "weight_fidelity_param": ard.weight_fidelity, "fidelity_keep": ard.fidelity_keep,
+                       "selection_on_train_pairs": selection},
         }
         save_policy(model, out.path(MODEL), {"encoder": encoder, "settings": settings.__dict__,
-                                              "lambda": ard.lambda_, "weight_au": ard.weight_au,
+                                              "lambda": ard.lambda_, "reward": ard.reward,
+                                              "weight_fidelity": weight_fidelity,
                                               "weight_human": ard.weight_human, "d_image": int(image_emb.shape[1]),
                                               "d_text": int(text_emb.shape[1])})
         out.json(metrics, REPORTS / "metrics.json")

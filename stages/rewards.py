@@ -3,7 +3,7 @@
 Reads ``seed``, ``rewards``, the generation keys of ``ard``, ``extract_aus`` (the audit backend's options),
 the identities and prompts, the generator's model and the extract_aus rows (R_E's ``a_max: auto``).
 Writes ``data/interim/rewards.parquet`` (one row per video: pair, action, seed, R_S, R_Q, Q_m, Q_M, R_F,
-R_E, R_A, steps run, model calls, status), ``data/interim/reward_pairs.parquet`` (the pairs and their
+R_E, R_A, R_C, steps run, model calls, status), ``data/interim/reward_pairs.parquet`` (the pairs and their
 train/val split), ``reports/rewards/metrics.json`` and ``reports/rewards/actions.png``. Seconds per video
 go to ``data/cache/reward_timings.parquet``, outside DVC's outputs: timings differ from run to run, and the
 outputs must not (the same params give the same bytes).
@@ -28,7 +28,7 @@ from argen.ard.reward_table import (
     COMPONENTS, GENERATION_KEYS, TIMING_COLUMNS, RewardContext, ShardStore, distributed_rank, fingerprint, identity_landmarks,
     make_pairs, read_reward_inputs, run_shards, shard_pairs,
 )
-from argen.ard.rewards import empirical_a_max
+from argen.ard.rewards import EmotionScorer, empirical_a_max
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
@@ -61,15 +61,25 @@ def a_max_value(params: Params) -> float:
     return value
 
 
+def emotion_scorer(params: Params) -> EmotionScorer:
+    """R_C's classifier, fitted on the extract_aus rows of the training split's clips only."""
+    clips = read_table(CLIPS, ["clip_id", "label", "split"], "extract_aus")
+    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
+    scorer = EmotionScorer.fit(frames, clips, params.seed)
+    log.info("R_C's emotion classifier: fitted on %d training clips %s", sum(scorer.n_clips.values()), scorer.n_clips)
+    return scorer
+
+
 def main(params: Params) -> None:
     cfg = params.rewards
     rank, world, local_rank = distributed_rank()
     identities, prompts = read_reward_inputs(IDENTITIES, PROMPTS)
     pairs = make_pairs(identities, prompts, cfg.val_fraction, params.seed, cfg.max_identities)
     device = f"cuda:{local_rank}" if world > 1 and torch.cuda.is_available() else ""
+    scorer = emotion_scorer(params)
     context = RewardContext(ard=params.ard, rewards=cfg, extract=params.extract_aus, a_max=a_max_value(params),
                             base_seed=params.seed, image_dir=str(IMAGES), landmarks=identity_landmarks(identities),
-                            au_rows_path=str(FRAMES), device=device)
+                            au_rows_path=str(FRAMES), scorer=scorer, device=device)
     store = ShardStore(SHARDS, fingerprint(context, pairs))
     shards = shard_pairs(pairs, cfg.shard_pairs)
     done = store.finished(len(shards)) if rank == 0 or world == 1 else set()
@@ -90,10 +100,11 @@ def main(params: Params) -> None:
         torch.distributed.destroy_process_group()
         if rank != 0:
             return
-    write_outputs(params, pairs, store.merged(len(shards)), store.fingerprint, context.a_max)
+    write_outputs(params, pairs, store.merged(len(shards)), store.fingerprint, context.a_max, scorer)
 
 
-def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, digest: str, a_max: float) -> None:
+def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, digest: str, a_max: float,
+                  scorer: EmotionScorer) -> None:
     """The reward table, the pairs, the timings, metrics and the per-action figure."""
     timings = merged[["video_id", *[c for c in TIMING_COLUMNS if c in merged]]]
     table = merged.drop(columns=[c for c in TIMING_COLUMNS if c in merged])
@@ -107,6 +118,7 @@ def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, dig
     metrics = {"pairs": len(pairs), "train_pairs": int((pairs.split == "train").sum()),
                "val_pairs": int((pairs.split == "val").sum()), "videos": len(table), "failed": len(failed),
                "generator": params.ard.generator, "a_max": round(a_max, 4),
+               "emotion_scorer_train_clips": scorer.n_clips,
                "mean": {c: round(float(ok[c].mean()), 4) for c in COMPONENTS},
                "mean_seconds_per_video": round(float(timings.seconds.mean()), 4)}
     with staged_outputs() as out:

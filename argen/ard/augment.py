@@ -1,5 +1,13 @@
 """Algorithm 1, stage 2: the augmentation set D3, generated with the policy's actions.
 
+**How many.** ``generate.per_class``: explicit counts, or ``table7`` (:func:`table7_counts`): the paper's
+table 7 scaled to the dataset. In the paper ARGen adds surprise 180, disgust 162 and fear 141 clips to a
+DFEW fold's training split, whose scarce classes hold 1470, 145 and 905 clips (2520 together). Here the
+count of emotion e is ``max(1, round(table7_factor * added_e * n / 2520))``, n the training split's clips
+of those three emotions: the added clips are the same share of the scarce training clips as in the paper
+(483 / 2520 = 19.2 %), split in the paper's proportions 180 : 162 : 141. The rule reads only the training
+split's size, never a test clip.
+
 **Which pairs.** For each scarce emotion, ``generate.per_class[emotion]`` clips. The candidates are every
 identity with a verified prompt of that emotion, in a seeded random order; when more clips are asked for
 than there are identities, the order repeats and the repeats get new seeds (clip number n of round r
@@ -18,6 +26,7 @@ is a row with ``status = failed: ...`` and no frames; the stage goes on.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -27,6 +36,35 @@ import pandas as pd
 from argen.ard.generator import GenerationInput, VideoGenerator, prompt_aus_from_line
 from argen.ard.policy import ACTIONS
 from argen.emotions import EMOTION_INDEX
+
+
+#: The paper's table 7: clips ARGen adds to a DFEW fold's training split ("add_all"), and that split's clips of
+#: the same emotions.
+TABLE7_ADDED: dict[str, int] = {"surprise": 180, "disgust": 162, "fear": 141}
+TABLE7_TRAIN: dict[str, int] = {"surprise": 1470, "disgust": 145, "fear": 905}
+
+
+def table7_counts(train_labels: pd.Series, factor: float = 1.0) -> dict[str, int]:
+    """Clips to generate per scarce emotion: table 7 scaled to this training split (module docstring).
+
+    Args:
+        train_labels: the label of every clip of the training split (test clips must not be passed).
+        factor: multiplies every count (1 = the paper's share).
+
+    Returns:
+        {emotion: count} for surprise, disgust and fear.
+    """
+    scarce_train = int(train_labels.isin(list(TABLE7_ADDED)).sum())
+    total_train = sum(TABLE7_TRAIN.values())
+    return {e: max(1, int(round(factor * added * scarce_train / total_train))) for e, added in TABLE7_ADDED.items()}
+
+
+def resolve_per_class(per_class: dict[str, int] | str, clips: pd.DataFrame, factor: float = 1.0) -> dict[str, int]:
+    """``generate.per_class`` as counts: itself, or with ``table7`` :func:`table7_counts` of ``clips``' training
+    split (a clip table with ``label`` and ``split``)."""
+    if per_class != "table7":
+        return dict(per_class)
+    return table7_counts(clips.label[clips.split == "train"], factor)
 
 
 def choose_pairs(prompts: pd.DataFrame, per_class: dict[str, int], seed: int) -> pd.DataFrame:
@@ -82,6 +120,15 @@ def policy_actions(ard, pairs: pd.DataFrame, images: dict[str, np.ndarray], land
                             f"{ard.generator!r} encodes {encoder!r}: re-run the policy stage")
         learned = greedy_choices(model, image_emb, text_emb)
     return pick_actions(ard.policy, len(pairs), seed, ard.fixed_action, learned)
+
+
+def policy_reward(ard, policy_dir: Path) -> str:
+    """Which reward chose the actions: the trained policy's (``argen`` or ``paper``, from its config.json), or
+    ``none (<policy> policy)`` when ``ard.policy`` is random or fixed."""
+    if ard.policy != "learned":
+        return f"none ({ard.policy} policy)"
+    config = Path(policy_dir) / "config.json"
+    return json.loads(config.read_text()).get("reward", "unknown") if config.is_file() else "unknown"
 
 
 def generate_set(pairs: pd.DataFrame, actions: np.ndarray, generator: VideoGenerator, images: dict[str, np.ndarray],
