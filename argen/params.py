@@ -410,7 +410,7 @@ class PreviewParams(_Section):
 #: Recognition models (argen.recognize.models.MODEL_NAMES; kept here so params validate without torch).
 RecognitionModel = Literal["Res18_LSTM", "Res18_Transformer", "VGG13_LSTM", "VGG13_Transformer", "DFER_CLIP",
                            "Landmark_Transformer"]
-Variant = Literal["original", "argen", "oracle"]
+Variant = Literal["original", "argen", "oracle", "oversample"]
 
 
 class TrainingOverride(_Section):
@@ -427,7 +427,9 @@ class RecognizeParams(_Section):
     ``models`` x ``variants`` is the ``recognize`` stage's DVC matrix (``dvc.yaml`` reads both lists).
     Variants change only the training split: ``original`` (the dataset's), ``argen`` (+ the generated set
     ``data/generated``), ``oracle`` (demo only: + clips rendered by the demo's own renderer for new
-    subjects, as many per class as ``argen`` adds; the ceiling for any generator). ``seeds``: one training
+    subjects, as many per class as ``argen`` adds; the ceiling for any generator), ``oversample`` (+ the real
+    scarce training clips repeated to ``generate.per_class``'s counts: the baseline any generative
+    augmentation must beat). ``seeds``: one training
     run per seed. Video models read ``frames`` frames by segments at ``image_size`` px; ``width`` is the
     CNNs' first-stage width (64 = the paper's full ResNet-18 / VGG-13; the CPU demo uses 16 at 64 px; the
     paper's sec. 4.1 uses 224 px, DFEW's own baselines 112); ``hidden`` the temporal heads' width (256, the

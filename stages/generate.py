@@ -23,7 +23,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from argen.ard.augment import choose_pairs, generate_set, policy_actions, policy_reward, resolve_per_class
+from argen.ard.augment import choose_pairs, generate_set, policy_actions, policy_reward
+from argen.counts import resolve_per_class
 from argen.ard.generator import make_generator
 from argen.ard.preview import contact_sheet
 from argen.ard.reward_table import distributed_rank

@@ -1,8 +1,10 @@
 """Stage ``tracks@<set>``: one clip set's table for the recognisers, and its per-frame AU-backend tracks.
 
-``python stages/tracks.py original|argen|oracle``. Reads the set's clip table (``original``: the dataset's
-``data/interim/clips.parquet``, every split; ``argen``: ``data/generated/index.parquet``; ``oracle``:
-``data/oracle/index.parquet``), ``extract_aus`` (the AU backend and its workers) and ``recognize.face_crop``.
+``python stages/tracks.py original|argen|oracle|oversample``. Reads the set's clip table (``original``: the
+dataset's ``data/interim/clips.parquet``, every split; ``argen``: ``data/generated/index.parquet``; ``oracle``:
+``data/oracle/index.parquet``; ``oversample``: the real scarce training clips of ``clips.parquet`` repeated to
+``generate.per_class``'s counts, the recognize variant that oversamples real clips), ``extract_aus`` (the AU
+backend and its workers), ``recognize.face_crop`` and, for ``oversample``, ``seed`` and ``generate``.
 Writes under ``data/interim/tracks/``:
 
 * ``<set>.parquet``: the clips (clip_id, frames_dir, frames, label, split, subject, set) with their
@@ -24,9 +26,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from argen.counts import resolve_per_class
 from argen.extract import FRAME_COLUMNS
 from argen.extract.run import extract
-from argen.io import staged_outputs
+from argen.io import read_table, staged_outputs
 from argen.params import Params
 from argen.recognize.clips import SET_SOURCES, cache_root, cached_clip_frames, content_key, read_clip_set
 from argen.stage import provenance, run_stage
@@ -39,7 +42,13 @@ log = logging.getLogger("argen.stages.tracks")
 
 def build_tracks(name: str, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(clip table with content keys, per-frame rows, skipped items) of clip set ``name``."""
-    table = read_clip_set(name)
+    counts = None
+    if name == "oversample":
+        clips = read_table(SET_SOURCES["original"][0], ["label", "split"], "decompose")
+        counts = resolve_per_class(params.generate.per_class, clips, params.generate.table7_factor)
+        counts = {e: n for e, n in counts.items() if e in params.decompose.scarce_classes}
+        log.info("oversample: the real training clips repeated to %s", counts)
+    table = read_clip_set(name, counts, params.seed)
     table["content_key"] = [content_key(r.frames_dir, r.frames)
                             for r in tqdm(table.itertuples(), total=len(table), desc=f"hashing {name}", unit="clip")]
     if table.empty:

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.augment import choose_pairs, pick_actions, resolve_per_class, table7_counts
+from argen.ard.augment import choose_pairs, pick_actions
+from argen.counts import resolve_per_class, table7_counts
 from argen.ard.comparison import best_fixed_action, compare_policies, paired_difference, reward_cubes, total_reward
 from argen.ard.policy import ACTIONS
 from argen.ard.reward_table import COMPONENTS, ShardStore, make_pairs

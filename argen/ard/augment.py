@@ -1,6 +1,6 @@
 """Algorithm 1, stage 2: the augmentation set D3, generated with the policy's actions.
 
-**How many.** ``generate.per_class``: explicit counts, or ``table7`` (:func:`table7_counts`): the paper's
+**How many.** ``generate.per_class``: explicit counts, or ``table7`` (:func:`argen.counts.table7_counts`): the paper's
 table 7 scaled to the dataset. In the paper ARGen adds surprise 180, disgust 162 and fear 141 clips to a
 DFEW fold's training split, whose scarce classes hold 1470, 145 and 905 clips (2520 together). Here the
 count of emotion e is ``max(1, round(table7_factor * added_e * n / 2520))``, n the training split's clips
@@ -36,35 +36,6 @@ import pandas as pd
 from argen.ard.generator import GenerationInput, VideoGenerator, prompt_aus_from_line
 from argen.ard.policy import ACTIONS
 from argen.emotions import EMOTION_INDEX
-
-
-#: The paper's table 7: clips ARGen adds to a DFEW fold's training split ("add_all"), and that split's clips of
-#: the same emotions.
-TABLE7_ADDED: dict[str, int] = {"surprise": 180, "disgust": 162, "fear": 141}
-TABLE7_TRAIN: dict[str, int] = {"surprise": 1470, "disgust": 145, "fear": 905}
-
-
-def table7_counts(train_labels: pd.Series, factor: float = 1.0) -> dict[str, int]:
-    """Clips to generate per scarce emotion: table 7 scaled to this training split (module docstring).
-
-    Args:
-        train_labels: the label of every clip of the training split (test clips must not be passed).
-        factor: multiplies every count (1 = the paper's share).
-
-    Returns:
-        {emotion: count} for surprise, disgust and fear.
-    """
-    scarce_train = int(train_labels.isin(list(TABLE7_ADDED)).sum())
-    total_train = sum(TABLE7_TRAIN.values())
-    return {e: max(1, int(round(factor * added * scarce_train / total_train))) for e, added in TABLE7_ADDED.items()}
-
-
-def resolve_per_class(per_class: dict[str, int] | str, clips: pd.DataFrame, factor: float = 1.0) -> dict[str, int]:
-    """``generate.per_class`` as counts: itself, or with ``table7`` :func:`table7_counts` of ``clips``' training
-    split (a clip table with ``label`` and ``split``)."""
-    if per_class != "table7":
-        return dict(per_class)
-    return table7_counts(clips.label[clips.split == "train"], factor)
 
 
 def choose_pairs(prompts: pd.DataFrame, per_class: dict[str, int], seed: int) -> pd.DataFrame:
