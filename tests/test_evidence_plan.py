@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from argen.recognize.evidence import estimate_seconds, expand_stages, plan, read_config, stages_to_run
@@ -74,3 +75,23 @@ def test_the_estimate_sums_measured_seconds_over_the_plan() -> None:
     total, by_family = estimate_seconds(planned, {"generate": 60.0, "recognize": 30.0})
     assert total == 150.0
     assert by_family.set_index("family").seconds.to_dict() == {"generate": 120.0, "recognize": 30.0}
+
+
+def test_each_experiment_contributes_its_rows_under_the_table_3_names() -> None:
+    from argen.recognize.evidence import runs_of, variant_of, versus_oversampling
+
+    config = read_config(ROOT / "configs/evidence.yaml")
+    variants = ["original", "argen", "oracle", "oversample"]
+    assert variant_of(config, "evidence-fold3") is None
+    assert variant_of(config, "evidence-fold3-argen_paper") == "argen_paper"
+    assert runs_of(config, "evidence-fold3", variants) == {v: v for v in variants}
+    assert runs_of(config, "evidence-fold3-wo_asi", variants) == {"argen": "wo_asi"}  # its own original: not again
+    rows = []
+    for fold in (1, 2):
+        for variant, right in (("original", 2), ("oversample", 2), ("argen", 3), ("oracle", 4)):
+            for k in range(4):
+                rows.append({"model": "LT", "variant": variant, "fold": fold, "seed": 0, "clip_id": f"{fold}-{k}",
+                             "label": 5, "predicted": 5 if k < right else 0})
+    against = versus_oversampling(pd.DataFrame(rows), resamples=200)
+    assert against.variant.tolist() == ["argen"] and (against.versus == "oversample").all()
+    assert against.iloc[0]["d_WAR"] == 0.25  # 3 of 4 clips right against 2 of 4, in both folds
