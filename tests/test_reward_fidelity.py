@@ -156,3 +156,12 @@ def test_paper_reward_is_one_setting_away() -> None:
         ARDParams(weight_fidelity=-1.0)
     with pytest.raises(ValueError):
         ARDParams(reward="none")
+
+
+def test_no_complete_training_pair_is_a_clear_error() -> None:
+    from argen.errors import InputError
+
+    table, pairs = table_of(faint_versus_expressive(4), ["train", "train", "val", "val"])
+    table.loc[table.pair_id.isin(["p0", "p1"]) & (table.action == 3), "status"] = "failed: boom"
+    with pytest.raises(InputError, match="no training pair has every action audited"):
+        fidelity_weight_for(table, pairs, 3.0, (1.0, 1.0, 1.0), 0.9)

@@ -50,6 +50,7 @@ import pandas as pd
 
 from argen.ard.policy import ACTIONS, PolicyNetwork, PolicySettings, greedy_choices, train_policy
 from argen.ard.reward_table import COMPONENTS
+from argen.errors import InputError
 from argen.recognize.metrics import Z95
 
 
@@ -133,6 +134,9 @@ def fidelity_weight_for(table: pd.DataFrame, pairs: pd.DataFrame, lam: float,
     rows = table[table.pair_id.isin(train_ids)]
     base, _ = total_reward(rows, lam, 0.0, weights=weights)
     complete, cubes, _ = reward_cubes(rows, {"base": base, "fidelity": fidelity_term(rows)})
+    if not complete:
+        raise InputError(f"no training pair has every action audited ({len(train_ids)} training pairs): the fidelity "
+                         "weight cannot be chosen (re-run the rewards stage, or give ard.weight_fidelity a number)")
     splits = pairs.set_index("pair_id").split.loc[complete].tolist()
     return choose_fidelity_weight(cubes["base"], cubes["fidelity"], splits, keep)
 
@@ -150,7 +154,7 @@ def reward_cubes(table: pd.DataFrame, values: dict[str, pd.Series]) -> tuple[lis
     left_out = [p for p in dict.fromkeys(table.pair_id) if p not in set(complete)]
     rows = table[ok & table.pair_id.isin(complete)]
     position = {p: k for k, p in enumerate(complete)}
-    index = (rows.pair_id.map(position).to_numpy(), rows.action.to_numpy(), rows.seed_index.to_numpy())
+    index = (rows.pair_id.map(position).to_numpy(int), rows.action.to_numpy(int), rows.seed_index.to_numpy(int))
     cubes = {}
     for name, series in values.items():
         cube = np.full((len(complete), len(ACTIONS), n_seeds), np.nan)
