@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from argen.ard.comparison import best_fixed_action, fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
-from argen.ard.policy import ACTIONS, PolicySettings
-from argen.ard.reward_table import COMPONENTS
+from argen.policy.comparison import best_fixed_action, fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
+from argen.actions import ACTIONS
+from argen.policy.reinforce import PolicySettings
+from argen.rewards.table import COMPONENTS
 from argen.params import load_params
 
 SHOWN = ("R_S", "R_E", "R_A", "R_C")
@@ -65,18 +66,18 @@ def main() -> None:
         print(describe("best fixed (train)", np.full(int(val.sum()), best), val_cubes))
         print(describe("per-pair optimum", val_cubes["total"].mean(axis=2).argmax(axis=1), val_cubes))
         if args.policy_steps > 0:
-            from argen.ard.state import pair_states
+            from argen.policy.state import pair_states
             from argen.extract import LANDMARK_COLUMNS
 
             kept = pairs.set_index("pair_id").loc[complete].reset_index()
             identities = pd.read_parquet("data/interim/identities.parquet",
                                          columns=["clip_id", "image_file", *LANDMARK_COLUMNS])
-            image_emb, text_emb, _ = pair_states(ard, kept, identities.set_index("clip_id"),
+            image_emb, text_emb, _ = pair_states(params.generator, kept, identities.set_index("clip_id"),
                                                  Path("data/interim/identities"))
             settings = PolicySettings(candidates=ard.candidates, top_k=ard.top_k, gamma=ard.gamma, lr=ard.policy_lr,
                                       batch_size=ard.policy_batch, steps=args.policy_steps, advantage=ard.advantage,
                                       d_model=ard.policy_d_model, seed=ard.policy_seed)
-            result = fit_and_compare(cubes, image_emb, text_emb, train, settings, ard.fixed_action)
+            result = fit_and_compare(cubes, image_emb, text_emb, train, settings, params.generate.fixed_action)
             print(describe(f"learned ({args.policy_steps} steps)", result.learned, val_cubes))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from argen.recognize.evidence import estimate_seconds, expand_stages, plan, read_config, stages_to_run
+from argen.experiments.evidence import estimate_seconds, expand_stages, plan, read_config, stages_to_run
 
 ROOT = Path(__file__).resolve().parents[1]
 LT = "recognize@Landmark_Transformer"
@@ -28,7 +28,7 @@ def test_matrix_and_foreach_are_expanded_as_dvc_names_them() -> None:
     assert {"tracks@original", "tracks@oversample", f"{LT}-oversample", "recognize@Res18_LSTM-original"} <= set(stages)
     assert f"{LT}-argen" not in stages
     assert "data/interim/tracks/oversample.parquet" in stages[f"{LT}-oversample"]["deps"]
-    assert "ard.reward" in stages["policy"]["params"] and "generate" in stages["generate"]["params"]
+    assert "ard" in stages["policy"]["params"] and "generate" in stages["generate"]["params"]
 
 
 def test_shared_stages_run_once_per_fold_and_variants_rerun_only_what_they_change() -> None:
@@ -78,7 +78,7 @@ def test_the_estimate_sums_measured_seconds_over_the_plan() -> None:
 
 
 def test_each_experiment_contributes_its_rows_under_the_table_3_names() -> None:
-    from argen.recognize.evidence import runs_of, variant_of, versus_oversampling
+    from argen.experiments.evidence import runs_of, variant_of, versus_oversampling
 
     config = read_config(ROOT / "configs/evidence.yaml")
     variants = ["original", "argen", "oracle", "oversample"]

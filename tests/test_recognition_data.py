@@ -240,7 +240,7 @@ def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path
 
 
 def test_evidence_commands_carry_the_fold_every_override_and_reset_each_variant_key() -> None:
-    from argen.recognize.evidence import read_config, run_commands
+    from argen.experiments.evidence import read_config, run_commands
     from tests.conftest import ROOT
 
     config = read_config(ROOT / "configs/evidence.yaml")
@@ -253,7 +253,7 @@ def test_evidence_commands_carry_the_fold_every_override_and_reset_each_variant_
     assert overrides[0][0] == "data.fold=1" and "recognize.seeds=[0, 1, 2]" in overrides[0]
     assert "recognize.variants=[original, argen, oracle, oversample]" in overrides[0] and "demo.n_clips=3000" in overrides[0]
     # the experiment after a variant resets its key: argen_paper sets ard.policy back to learned after wo_ard
-    assert "ard.policy=fixed" in overrides[1] and "ard.policy=learned" in overrides[2] and "ard.reward=paper" in overrides[2]
+    assert "generate.policy=fixed" in overrides[1] and "generate.policy=learned" in overrides[2] and "ard.reward=paper" in overrides[2]
     assert "ard.reward=argen" in overrides[3] and "asi.mode=fixed" in overrides[3]
 
 

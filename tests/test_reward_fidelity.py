@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.comparison import (FIDELITY_GRID, choose_fidelity_weight, fidelity_weight_for, reward_cubes,
+from argen.policy.comparison import (FIDELITY_GRID, choose_fidelity_weight, fidelity_weight_for, reward_cubes,
                                   total_reward)
-from argen.ard.policy import ACTIONS
-from argen.ard.reward_table import COMPONENTS
-from argen.ard.rewards import EmotionScorer, emotion_features
+from argen.actions import ACTIONS
+from argen.rewards.table import COMPONENTS
+from argen.rewards.components import EmotionScorer, emotion_features
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.params import ARDParams
 

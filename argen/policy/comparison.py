@@ -7,7 +7,7 @@ paper; table 4's reward subsets set some of them to 0, all from the one reward t
 * ``ard.reward: paper`` is the paper's reward: w_X = 0.
 * ``ard.reward: argen`` (the default) adds the **expression-fidelity term** R_X = (R_A + R_C) / 2: R_A the
   verifiable AU check (F1 of the prompt's AUs against those found in the video), R_C the target-emotion
-  score of a classifier fitted on the training split's clips (:class:`argen.ard.rewards.EmotionScorer`).
+  score of a classifier fitted on the training split's clips (:class:`argen.rewards.components.EmotionScorer`).
   Why: R_E rewards small AU amplitudes and R_S few steps, so on its own eq. 18 prefers the action whose
   clip shows the least expression (issue 20: the paper-only policy's clips carry the prompt's AUs in 8 %
   of cases); R_X is what keeps the expression.
@@ -48,10 +48,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from argen.ard.policy import ACTIONS, PolicyNetwork, PolicySettings, greedy_choices, train_policy
-from argen.ard.reward_table import COMPONENTS
+from argen.actions import ACTIONS
+from argen.policy.reinforce import PolicyNetwork, PolicySettings, greedy_choices, train_policy
 from argen.errors import InputError
-from argen.recognize.metrics import Z95
+from argen.rewards.table import COMPONENTS
+from argen.stats import Z95
 
 
 #: The weights w_X tried by :func:`choose_fidelity_weight`, in increasing order (lambda is 3: R_X at 1 weighs a

@@ -6,10 +6,10 @@ fold: ARGen with the default reward, plus the recognition variants that need no 
 original, oracle, oversample) and ``variants`` (table 3's rows that need another generated set: the
 paper-only reward, w/o ASI, w/o ARD). Usage::
 
-    python -m argen.recognize.evidence plan       # per fold: the experiments, the stages each runs, the estimate
-    python -m argen.recognize.evidence commands   # the dvc exp run commands, in order
-    python -m argen.recognize.evidence run        # run them, one after the other, in this workspace
-    python -m argen.recognize.evidence table      # reports/evidence/table.md, table.csv, deltas.csv, judge.csv
+    python -m argen.experiments.evidence plan       # per fold: the experiments, the stages each runs, the estimate
+    python -m argen.experiments.evidence commands   # the dvc exp run commands, in order
+    python -m argen.experiments.evidence run        # run them, one after the other, in this workspace
+    python -m argen.experiments.evidence table      # reports/evidence/table.md, table.csv, deltas.csv, judge.csv
 
 **What runs once per fold and what per variant.** The experiments of a fold run one after the other in the
 *workspace* (``dvc exp run`` without ``--queue``), so DVC re-runs only the stages whose parameters or
@@ -59,14 +59,15 @@ from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.params import validate_params
 from argen.recognize.judge import judge_markdown
-from argen.recognize.metrics import wilson_interval
+from argen.experiments.queue import print_or_queue, yaml_value
 from argen.recognize.summary import delta_table, markdown, recognition_tables, stage_tables
+from argen.stats import wilson_interval
 
 CONFIG = Path("configs/evidence.yaml")
 OUT = Path("reports/evidence")
 DEFAULT_TARGET = "recognition"
 
-log = logging.getLogger("argen.recognize.evidence")
+log = logging.getLogger("argen.experiments.evidence")
 
 
 def read_config(path: Path = CONFIG) -> dict:
@@ -92,10 +93,6 @@ def read_config(path: Path = CONFIG) -> dict:
             raise UserError(f"{path}: variant {variant!r} sets {unset}, which base does not: give base their "
                             "ARGen value so that the experiment after it resets them")
     return config
-
-
-def yaml_value(value: object) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 def experiments(config: dict) -> list[dict]:
@@ -367,7 +364,7 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
     revisions = experiment_revisions(config["name"])
     if not revisions:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
-                        f"run them with: python -m argen.recognize.evidence run)")
+                        f"run them with: python -m argen.experiments.evidence run)")
     predictions, params = collect_predictions(config, revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
     against = versus_oversampling(predictions, resamples)
@@ -382,19 +379,6 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
         stage_tables(out, OUT, text, table, deltas, judged)
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
-
-
-def shell_text(command: list[str]) -> str:
-    """The command as one line a shell accepts (values with brackets, braces, commas or spaces quoted)."""
-    return " ".join(f"'{c}'" if any(ch in c for ch in " [{,*") else c for c in command)
-
-
-def print_or_queue(commands, run: bool) -> None:
-    """Print each ``dvc exp run`` command; with ``run``, also run it (a failure raises)."""
-    for command in commands:
-        print(shell_text(command))
-        if run:
-            subprocess.run(command, check=True)
 
 
 def plan_text(planned: list[dict], seconds: dict[str, float] | None = None) -> str:
