@@ -49,6 +49,10 @@ def build_tracks(name: str, params: Params) -> tuple[pd.DataFrame, pd.DataFrame,
         counts = {e: n for e, n in counts.items() if e in params.decompose.scarce_classes}
         log.info("oversample: the real training clips repeated to %s", counts)
     table = read_clip_set(name, counts, params.seed)
+    if counts:
+        made = table.label.value_counts()
+        for emotion in sorted(e for e, n in counts.items() if made.get(e, 0) < n):
+            log.warning("oversample: no %s clip in the training split: none repeated", emotion)
     table["content_key"] = [content_key(r.frames_dir, r.frames)
                             for r in tqdm(table.itertuples(), total=len(table), desc=f"hashing {name}", unit="clip")]
     if table.empty:
