@@ -348,10 +348,13 @@ class GeneratorParams(_Section):
 class ARDParams(_Section):
     """The adaptive policy (``ard:``, sec. 3.3, Algorithm 1 stage 1); see :mod:`argen.policy`.
 
-    Total reward R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + ``weight_au`` R_A + ``weight_human`` R_H
-    (eq. 18, plus two optional terms, weight 0 by default; R_H from ``ratings_csv``; ``weight_quality``,
-    ``weight_face``, ``weight_expression`` are w_Q, w_F, w_E, 1 in the paper, 0 to drop a reward as table 4
-    does); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others get -``gamma``;
+    Total reward R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + w_X R_X + ``weight_human`` R_H
+    (:mod:`argen.policy.comparison`; ``weight_quality``, ``weight_face``, ``weight_expression`` are w_Q, w_F,
+    w_E, 1 in the paper, 0 to drop a reward as table 4 does). ``reward``: ``argen`` (the default) adds the
+    expression-fidelity term R_X = (R_A + R_C) / 2 with weight w_X = ``weight_fidelity`` (a number, or
+    ``auto``: the smallest weight of a grid at which the actions chosen on the *training* pairs keep
+    ``fidelity_keep`` of the fidelity attainable there, :func:`argen.policy.comparison.choose_fidelity_weight`);
+    ``paper`` is eq. 18 alone (w_X = 0). R_H (weight 0 by default) from ``ratings_csv``; per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others get -``gamma``;
     ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1); Adam ``policy_lr``,
     ``policy_batch`` pairs per step, ``policy_steps`` steps.
     """
@@ -364,7 +367,9 @@ class ARDParams(_Section):
     weight_quality: float = Field(1.0, ge=0.0)
     weight_face: float = Field(1.0, ge=0.0)
     weight_expression: float = Field(1.0, ge=0.0)
-    weight_au: float = Field(0.0, ge=0.0)
+    reward: Literal["argen", "paper"] = "argen"
+    weight_fidelity: float | Literal["auto"] = "auto"
+    fidelity_keep: float = Field(0.9, gt=0.0, le=1.0)
     weight_human: float = Field(0.0, ge=0.0)
     ratings_csv: str = ""
     policy_lr: float = Field(1e-4, gt=0.0)
@@ -377,6 +382,8 @@ class ARDParams(_Section):
     def _bounds(self) -> "ARDParams":
         if self.top_k > self.candidates:
             raise ValueError(f"top_k ({self.top_k}) must not exceed candidates ({self.candidates})")
+        if self.weight_fidelity != "auto" and self.weight_fidelity < 0:
+            raise ValueError(f"weight_fidelity must be auto or >= 0, got {self.weight_fidelity}")
         if self.weight_human > 0 and not self.ratings_csv:
             raise ValueError("weight_human > 0 needs ard.ratings_csv, the CSV of human ratings (clip,rating)")
         return self
@@ -423,14 +430,20 @@ class RewardsParams(_Section):
 class GenerateParams(_Section):
     """The augmentation set (``generate:``, Algorithm 1 stage 2).
 
-    ``per_class``: generated clips per scarce emotion (the scarcest should gain the most, as the paper's
-    table 7); pairs are drawn seeded from every identity x prompt of the emotion, and when more clips
-    than identities are asked for, identities repeat with new seeds. ``jpeg_quality`` of the frames.
+    ``per_class``: generated clips per scarce emotion, either explicit counts or ``table7``: the paper's
+    table 7 scaled to this dataset (:func:`argen.counts.table7_counts`: ARGen adds surprise 180,
+    disgust 162, fear 141 to DFEW's per-fold training split, whose scarce classes hold 1470 + 145 + 905 =
+    2520 clips; here each count is ``round(table7_factor x added x n / 2520)``, n the training split's
+    surprise + disgust + fear clips, so the added share of the scarce training clips and the 180:162:141
+    proportions are the paper's). Pairs are drawn seeded from every identity x prompt of the emotion, and
+    when more clips than identities are asked for, identities repeat with new seeds. ``jpeg_quality`` of
+    the frames.
     ``policy`` picks each clip's action: ``learned`` (argmax of the trained policy), ``random`` or ``fixed``
     (``fixed_action``, also the policy stage's fixed baseline), the paper's ablations.
     """
 
-    per_class: dict[EmotionName, int] = Field(default_factory=lambda: {"surprise": 10, "disgust": 20, "fear": 15})
+    per_class: dict[EmotionName, int] | Literal["table7"] = "table7"
+    table7_factor: float = Field(1.0, gt=0.0)
     jpeg_quality: int = Field(95, ge=30, le=100)
     contact_sheet: int = Field(9, ge=0, le=64)
     policy: Literal["learned", "random", "fixed"] = "learned"
@@ -443,8 +456,8 @@ class GenerateParams(_Section):
 
     @field_validator("per_class")
     @classmethod
-    def _non_negative(cls, value: dict[str, int]) -> dict[str, int]:
-        if any(v < 0 for v in value.values()):
+    def _non_negative(cls, value: dict[str, int] | str) -> dict[str, int] | str:
+        if isinstance(value, dict) and any(v < 0 for v in value.values()):
             raise ValueError("counts must be >= 0")
         return value
 
@@ -474,7 +487,7 @@ class PreviewParams(_Section):
 #: Recognition models (argen.recognize.models.MODEL_NAMES; kept here so params validate without torch).
 RecognitionModel = Literal["Res18_LSTM", "Res18_Transformer", "VGG13_LSTM", "VGG13_Transformer", "DFER_CLIP",
                            "Landmark_Transformer"]
-Variant = Literal["original", "argen", "oracle"]
+Variant = Literal["original", "argen", "oracle", "oversample"]
 
 
 class TrainingOverride(_Section):
@@ -491,7 +504,9 @@ class RecognizeParams(_Section):
     ``models`` x ``variants`` is the ``recognize`` stage's DVC matrix (``dvc.yaml`` reads both lists).
     Variants change only the training split: ``original`` (the dataset's), ``argen`` (+ the generated set
     ``data/generated``), ``oracle`` (demo only: + clips rendered by the demo's own renderer for new
-    subjects, as many per class as ``argen`` adds; the ceiling for any generator). ``seeds``: one training
+    subjects, as many per class as ``argen`` adds; the ceiling for any generator), ``oversample`` (+ the real
+    scarce training clips repeated to ``generate.per_class``'s counts: the baseline any generative
+    augmentation must beat). ``seeds``: one training
     run per seed. Video models read ``frames`` frames by segments at ``image_size`` px; ``width`` is the
     CNNs' first-stage width (64 = the paper's full ResNet-18 / VGG-13; the CPU demo uses 16 at 64 px; the
     paper's sec. 4.1 uses 224 px, DFEW's own baselines 112); ``hidden`` the temporal heads' width (256, the

@@ -2,7 +2,7 @@
 
 Run after ``make repro`` (reads ``data/interim/rewards.parquet``, the pairs and the identities):
 
-    python -m benchmarks.policy_seeds [--seeds 0 1 2] [--lambda 3] [--weight-au 0] [--advantage reinforce]
+    python -m benchmarks.policy_seeds [--seeds 0 1 2] [--lambda 3] [--weight-fidelity 2] [--advantage reinforce]
 
 For each policy seed (initialisation, batches and sampled actions) the policy is trained on the training
 pairs exactly as the policy stage does, and the validation pairs' mean total reward and model calls are
@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from argen.policy.comparison import fit_and_compare, reward_cubes, total_reward
+from argen.policy.comparison import fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
 from argen.actions import ACTIONS
 from argen.policy.reinforce import PolicySettings
 from argen.rewards.table import COMPONENTS
@@ -31,17 +31,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--lambda", dest="lam", type=float, default=None, help="default: ard.lambda")
-    parser.add_argument("--weight-au", type=float, default=None, help="default: ard.weight_au")
+    parser.add_argument("--weight-fidelity", type=float, default=None,
+                        help="w_X of R_X = (R_A + R_C) / 2 (0: the paper's reward); default: chosen as the policy stage does")
     parser.add_argument("--advantage", choices=["reinforce", "group"], default=None, help="default: ard.advantage")
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params()
     ard = params.ard
     lam = ard.lambda_ if args.lam is None else args.lam
-    weight_au = ard.weight_au if args.weight_au is None else args.weight_au
     table = pd.read_parquet("data/interim/rewards.parquet")
     pairs = pd.read_parquet("data/interim/reward_pairs.parquet")
-    total, _ = total_reward(table, lam, weight_au)
+    if args.weight_fidelity is not None:
+        weight_fidelity = args.weight_fidelity
+    elif ard.reward == "paper":
+        weight_fidelity = 0.0
+    elif ard.weight_fidelity == "auto":
+        weight_fidelity, _ = fidelity_weight_for(table, pairs, lam, (1.0, 1.0, 1.0), ard.fidelity_keep)
+    else:
+        weight_fidelity = float(ard.weight_fidelity)
+    total, _ = total_reward(table, lam, weight_fidelity)
     complete, cubes, _ = reward_cubes(table, {"total": total, "model_calls": table.model_calls,
                                               **{c: table[c] for c in COMPONENTS}})
     pairs = pairs.set_index("pair_id").loc[complete].reset_index()
@@ -51,7 +59,7 @@ def main() -> None:
                                                Path("data/interim/identities"))
     train = (pairs.split == "train").to_numpy()
     print(f"reward table: {len(table)} videos, {int(train.sum())} training / {int((~train).sum())} validation pairs; "
-          f"R = R_S + {lam:g} (R_Q + R_F + R_E) + {weight_au:g} R_A; states: {encoder}")
+          f"R = R_S + {lam:g} (R_Q + R_F + R_E) + {weight_fidelity:g} (R_A + R_C) / 2; states: {encoder}")
     rows = []
     for seed in args.seeds:
         settings = PolicySettings(candidates=ard.candidates, top_k=ard.top_k, gamma=ard.gamma, lr=ard.policy_lr,
@@ -61,7 +69,7 @@ def main() -> None:
         diff = outcome.difference
         print(f"\nseed {seed}: best fixed {ACTIONS[outcome.best_fixed]}; learned chose "
               f"{pd.Series([ACTIONS[k] for k in outcome.learned]).value_counts().to_dict()}")
-        print(outcome.comparison[["reward", "reward_se", "R_S", "R_Q", "R_F", "R_E", "R_A", "model_calls"]]
+        print(outcome.comparison[["reward", "reward_se", "R_S", "R_Q", "R_F", "R_E", "R_A", "R_C", "model_calls"]]
               .to_string(float_format=lambda v: f"{v:.3f}"))
         print(f"learned - best fixed: {diff['mean']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] "
               f"over {diff['pairs']} pairs: {'beats it' if outcome.beats_best_fixed else 'does not beat it'}")

@@ -1,6 +1,6 @@
 """Stage ``policy`` (Algorithm 1 stage 1, eq. 13, 18-21): REINFORCE on the cached reward table.
 
-Reads ``ard`` (lambda, gamma, top_k, candidates, advantage, weight_au, weight_human, ratings_csv,
+Reads ``ard`` (lambda, reward, weight_fidelity, fidelity_keep, gamma, top_k, candidates, advantage, weight_human, ratings_csv,
 policy_*), ``generator`` (the state encoders; the table must be fresh), ``rewards`` (the table must be fresh),
 ``generate.fixed_action`` (the fixed baseline), ``data/interim/rewards.parquet`` and ``reward_pairs.parquet``, and the
 identity frames (the state encoders). Rewards are looked up in the table, never regenerated, so

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from argen.policy.augment import choose_pairs, pick_actions
+from argen.counts import resolve_per_class, table7_counts
 from argen.policy.comparison import best_fixed_action, compare_policies, paired_difference, reward_cubes, total_reward
 from argen.actions import ACTIONS
 from argen.rewards.table import COMPONENTS, ShardStore, make_pairs
@@ -47,11 +48,11 @@ def table_of(cube: np.ndarray, failed: set[tuple[int, int]] = frozenset()) -> pd
 
 def test_total_reward_is_eq_18_plus_the_optional_terms() -> None:
     table = pd.DataFrame({"video_id": ["v1", "v2"], "R_S": [0.75, 0.0], "R_Q": [0.5, 0.6], "R_F": [1.0, 0.5],
-                          "R_E": [0.8, 0.2], "R_A": [0.4, 1.0]})
+                          "R_E": [0.8, 0.2], "R_A": [0.4, 1.0], "R_C": [0.2, 0.6]})
     total, unrated = total_reward(table, lam=3.0)
     np.testing.assert_allclose(total, [0.75 + 3 * 2.3, 0 + 3 * 1.3])
-    total, _ = total_reward(table, lam=1.0, weight_au=2.0)
-    np.testing.assert_allclose(total, [0.75 + 2.3 + 0.8, 1.3 + 2.0])
+    total, _ = total_reward(table, lam=1.0, weight_fidelity=2.0)  # + 2 (R_A + R_C) / 2
+    np.testing.assert_allclose(total, [0.75 + 2.3 + 0.6, 1.3 + 1.6])
     total, unrated = total_reward(table, lam=0.0, weight_human=1.0, ratings=pd.Series({"v1": 0.9}))
     np.testing.assert_allclose(total, [0.75 + 0.9, 0.0 + 0.9])  # unrated: the mean rating
     assert unrated == 1
@@ -152,7 +153,7 @@ def test_reward_shard_records_failed_videos(monkeypatch) -> None:
     from argen.rewards import table as reward_table
 
     class Auditor:
-        def audit(self, video, prompt_aus, steps, steps_max):
+        def audit(self, video, prompt_aus, steps, steps_max, emotion):
             return {name: 0.5 for name in COMPONENTS}
 
     identities, prompts = identities_and_prompts(2)
@@ -172,3 +173,15 @@ def test_reward_shard_records_failed_videos(monkeypatch) -> None:
     assert (bad.status == "failed: ValueError: no face to animate").all() and bad.R_S.isna().all()
     good = rows[~rows.pair_id.str.startswith("00001")]
     assert (good.status == "ok").all() and (good.R_S == 0.5).all() and (good.model_calls == good["T"]).all()
+
+
+def test_table7_counts_scale_the_paper_to_the_training_split() -> None:
+    dfew = pd.Series(["surprise"] * 1470 + ["disgust"] * 145 + ["fear"] * 905 + ["happy"] * 3000)
+    assert table7_counts(dfew) == {"surprise": 180, "disgust": 162, "fear": 141}  # the paper's fold: its own row
+    demo = pd.Series(["surprise"] * 48 + ["disgust"] * 6 + ["fear"] * 36 + ["happy"] * 390)
+    assert table7_counts(demo) == {"surprise": 6, "disgust": 6, "fear": 5}  # 483 x 90 / 2520 = 17.25 in all
+    assert table7_counts(demo, factor=2.0) == {"surprise": 13, "disgust": 12, "fear": 10}
+    assert table7_counts(pd.Series(["happy"] * 10)) == {"surprise": 1, "disgust": 1, "fear": 1}
+    clips = pd.DataFrame({"label": list(demo) + ["disgust"] * 500, "split": ["train"] * len(demo) + ["test"] * 500})
+    assert resolve_per_class("table7", clips) == table7_counts(demo)  # test clips never count
+    assert resolve_per_class({"fear": 3}, clips) == {"fear": 3}

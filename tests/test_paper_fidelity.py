@@ -20,7 +20,7 @@ def test_reinforce_only_chooses_on_step_count_and_quality_rewards_without_a_curv
     overrides = shipped["experiments"]["reinforce_only_no_asi"]
     assert overrides["generator.guidance_form"] == "constant"
     assert overrides["ard.weight_face"] == 0 and overrides["ard.weight_expression"] == 0
-    assert overrides.get("ard.weight_quality", 1) != 0 and overrides.get("ard.weight_au", 0) == 0
+    assert overrides.get("ard.weight_quality", 1) != 0 and overrides.get("ard.reward") == "paper"  # no fidelity term
     table5 = next(t for t in shipped["tables"] if t["paper"] == 5)
     assert "reinforce_only_no_asi" in [row["experiment"] for row in table5["rows"]]
 

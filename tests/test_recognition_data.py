@@ -239,14 +239,36 @@ def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path
     assert sum(item.startswith("gen-fear-2/") for item in reasons) == 2  # each frame with the decoder's reason
 
 
-def test_evidence_queue_commands_carry_the_fold_and_every_override() -> None:
-    from argen.experiments.evidence import queue_commands, read_config
+def test_evidence_commands_carry_the_fold_every_override_and_reset_each_variant_key() -> None:
+    from argen.experiments.evidence import read_config, run_commands
     from tests.conftest import ROOT
 
     config = read_config(ROOT / "configs/evidence.yaml")
-    commands = queue_commands(config)
-    assert [c[c.index("-n") + 1] for c in commands] == [f"evidence-fold{k}" for k in range(1, 6)]
-    first = commands[0]
-    overrides = [first[k + 1] for k, part in enumerate(first) if part == "-S"]
-    assert overrides[0] == "data.fold=1" and "recognize.seeds=[0, 1, 2]" in overrides
-    assert "recognize.variants=[original, argen, oracle]" in overrides and "demo.n_clips=3000" in overrides
+    commands = run_commands(config)
+    names = [c[c.index("-n") + 1] for c in commands]
+    assert names[:4] == ["evidence-fold1", "evidence-fold1-wo_ard", "evidence-fold1-argen_paper",
+                         "evidence-fold1-wo_asi"] and len(names) == 20
+    assert all("--queue" not in c and c[-1] == "recognition" for c in commands)  # in the workspace, to the table
+    overrides = [[c[k + 1] for k, part in enumerate(c) if part == "-S"] for c in commands]
+    assert overrides[0][0] == "data.fold=1" and "recognize.seeds=[0, 1, 2]" in overrides[0]
+    assert "recognize.variants=[original, argen, oracle, oversample]" in overrides[0] and "demo.n_clips=3000" in overrides[0]
+    # the experiment after a variant resets its key: argen_paper sets ard.policy back to learned after wo_ard
+    assert "generate.policy=fixed" in overrides[1] and "generate.policy=learned" in overrides[2] and "ard.reward=paper" in overrides[2]
+    assert "ard.reward=argen" in overrides[3] and "asi.mode=fixed" in overrides[3]
+
+
+def test_oversampling_repeats_real_training_clips_to_the_counts() -> None:
+    from argen.recognize.clips import oversampled_clips
+
+    clips = pd.DataFrame({"clip_id": [f"c{k}" for k in range(9)], "frames_dir": [f"d{k}" for k in range(9)],
+                          "frames": [["1.jpg"]] * 9, "label": ["disgust"] * 3 + ["fear"] * 2 + ["disgust"] * 2 + ["happy"] * 2,
+                          "split": ["train"] * 5 + ["test"] * 2 + ["train"] * 2, "subject": ["s"] * 9})
+    copies = oversampled_clips(clips, {"disgust": 7, "fear": 1}, seed=0)
+    assert copies.label.value_counts().to_dict() == {"disgust": 7, "fear": 1}
+    assert copies.clip_id.is_unique and (copies.split == "train").all()
+    sources = copies.clip_id.str.split("~").str[0]
+    assert set(sources[copies.label == "disgust"]) == {"c0", "c1", "c2"}  # the test clips c5, c6 never
+    assert sources[copies.label == "disgust"].value_counts().sort_values().tolist() == [2, 2, 3]  # each once first
+    assert (copies.frames_dir == sources.map(dict(zip(clips.clip_id, clips.frames_dir)))).all()  # the real frames
+    assert oversampled_clips(clips, {"disgust": 7, "fear": 1}, seed=0).equals(copies)
+    assert oversampled_clips(clips, {"surprise": 2, "fear": 1}, seed=0).label.tolist() == ["fear"]  # no surprise clip

@@ -27,7 +27,7 @@ from argen.generators.preview import contact_sheet
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
 from argen.paths import EVALUATE as OUT, FRAMES, GENERATED_INDEX, POLICY, PROMPTS, TRACKS, report_dir
-from argen.policy.augment import generate_set, policy_actions
+from argen.policy.augment import generate_set, policy_actions, policy_reward
 from argen.recognize.clips import cache_root, content_key
 from argen.rewards.components import au_fidelity
 from argen.stage import provenance
@@ -274,6 +274,7 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
                   for (s, e), g in f1.groupby(["set", "emotion"])}
     out.json({"source": where, "clips": n_clips, "skipped": int(len(skipped)), "au_backend": backend,
               "generator": generator_name, "policy": params.generate.policy, "asi_mode": params.asi.mode,
+              "reward": policy_reward(params.generate, POLICY),
               "fvd": fvd, "lpips": lpips_note, "ground_truth": ground_truth, "augmentation": augmentation,
               "diversity": div, "au_f1": f1_summary,
               "judge": None if judge is None else judge[["emotion", "clips", "share", "low", "high"]].to_dict("records")},

@@ -1,22 +1,46 @@
-"""The recognition evidence run: one DVC experiment per fold, pooled into one table.
+"""The recognition evidence run: every row of the paper's table 3, five folds, pooled into one table.
 
-``configs/evidence.yaml`` holds the configuration (a demo large enough for >= 30 test clips of every scarce
-class pooled over five folds, three seeds, the oracle control). Usage::
+``configs/evidence.yaml`` holds the configuration: a demo large enough for >= 30 test clips of every scarce
+class pooled over five folds, three seeds, ``set`` (shared overrides), ``base`` (the first experiment of a
+fold: ARGen with the default reward, plus the recognition variants that need no other generated set:
+original, oracle, oversample) and ``variants`` (table 3's rows that need another generated set: the
+paper-only reward, w/o ASI, w/o ARD). Usage::
 
-    python -m argen.experiments.evidence queue          # dvc exp run --queue, one experiment per fold
-    ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1  # run them; the cache is shared across experiments
-    dvc queue status                                  # until every experiment has succeeded
-    python -m argen.experiments.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
+    python -m argen.experiments.evidence plan       # per fold: the experiments, the stages each runs, the estimate
+    python -m argen.experiments.evidence commands   # the dvc exp run commands, in order
+    python -m argen.experiments.evidence run        # run them, one after the other, in this workspace
+    python -m argen.experiments.evidence table      # reports/evidence/table.md, table.csv, deltas.csv, judge.csv
 
-``table`` refuses to overwrite a committed table that pooled experiments this workspace cannot see (the pooled
-figures cannot be merged back fold by fold); ``--fresh`` overrides.
+**What runs once per fold and what per variant.** The experiments of a fold run one after the other in the
+*workspace* (``dvc exp run`` without ``--queue``), so DVC re-runs only the stages whose parameters or
+inputs changed since the previous experiment: the fold's base experiment runs decompose, extraction,
+identities, prompts, the motion model, the reward table, the policy, the generated set, its tracks and the
+recognisers of every base variant; a variant experiment re-runs only what its keys reach (the paper-only
+reward: policy onwards; w/o ARD: generate onwards; w/o ASI: prompts, reward table, policy onwards), and
+its ``argen`` recogniser. ``recognize.variants`` is the same in every experiment, so the ``recognize``
+parameters never change within a fold and the original and oversample recognisers run once. The demo
+itself (``demo.n_clips``) runs once for the whole evidence run. (``dvc queue`` would run each experiment in
+a fresh copy from the committed lock, every stage again: the cost this layout removes.) Every experiment
+sets every key any variant changes (to the base value unless it is its own), so no setting leaks from one
+experiment into the next. The experiments target ``target`` (``recognition``): the generation metrics
+(``evaluate``) and the report are not part of the evidence.
 
-Each experiment re-runs ARGen on its fold's training split, so no identity frame or generated clip comes
-from that fold's test clips. ``table`` finds the finished experiments by name (``<name>-fold<k>``) among
-the repository's experiment refs, reads each one's predictions from its commit, and pools them with
-:mod:`argen.recognize.summary`: WAR, UAR and recalls over all folds' test clips (every clip of the dataset
-once), mean ± sd over the 15 runs, paired differences over (fold, seed), and ARGen's share of the
-oracle's gain.
+:func:`plan` predicts which stages each experiment runs from ``dvc.yaml`` (each stage's params and
+deps/outs, foreach and matrix expanded) without running anything; :func:`estimate_seconds` adds measured
+per-stage seconds over the plan. ``stable_outputs`` names stages whose outputs stay byte-identical when
+only an input changes (the oracle renders as many clips per emotion as the generated set has, the same
+counts in every variant of a fold): in a fold's variant experiments they re-run, but what reads them
+does not.
+
+``table`` finds the finished experiments by name among the repository's experiment refs, reads each one's
+predictions from its commit (a base experiment's every variant; a variant experiment's ``argen`` run,
+renamed to the variant), and pools them with :mod:`argen.recognize.summary`: WAR, UAR and recalls over all
+folds' test clips (every clip of the dataset once), mean ± sd over the 15 runs, paired differences over
+(fold, seed) against original and ARGen against oversampling, ARGen's share of the oracle's gain, and
+the judge's shares.
+
+``table`` refuses to overwrite a committed table that pooled experiments this workspace cannot see (the
+pooled figures cannot be merged back fold by fold); ``--fresh`` overrides.
 """
 
 from __future__ import annotations
@@ -25,52 +49,239 @@ import argparse
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
+from itertools import product
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from argen.emotions import EMOTIONS
 from argen.errors import UserError
 from argen.experiments.queue import print_or_queue, yaml_value
 from argen.io import staged_outputs
 from argen.params import parse_params_yaml, validate_params
 from argen.paths import report_dir
 from argen.recognize.judge import judge_markdown
-from argen.recognize.summary import markdown, recognition_tables, stage_tables
+from argen.recognize.summary import delta_table, markdown, recognition_tables, stage_tables
 from argen.stats import wilson_interval
 
 CONFIG = Path("configs/evidence.yaml")
 OUT = report_dir("evidence")
+DEFAULT_TARGET = "recognition"
 
 log = logging.getLogger("argen.experiments.evidence")
 
 
 def read_config(path: Path = CONFIG) -> dict:
-    """The evidence configuration: ``name``, ``folds`` and the ``set`` overrides."""
+    """The evidence configuration: ``name``, ``folds``, ``set``; optional ``base``, ``variants``, ``target``.
+
+    Raises:
+        UserError: a key is missing, or a variant changes a key ``base`` does not set (its value in the next
+            experiment would be left to chance).
+    """
     if not path.is_file():
         raise UserError(f"{path}: not found (run from the project root)")
     config = yaml.safe_load(path.read_text())
     for key in ("name", "folds", "set"):
         if key not in (config or {}):
             raise UserError(f"{path}: missing key {key!r}")
+    config.setdefault("base", {})
+    config.setdefault("variants", {})
+    config.setdefault("target", DEFAULT_TARGET)
+    config.setdefault("stable_outputs", [])
+    for variant, keys in config["variants"].items():
+        unset = sorted(set(keys) - set(config["base"]))
+        if unset:
+            raise UserError(f"{path}: variant {variant!r} sets {unset}, which base does not: give base their "
+                            "ARGen value so that the experiment after it resets them")
     return config
 
 
-def queue_commands(config: dict) -> list[list[str]]:
-    """One ``dvc exp run --queue`` command per fold, with the configuration's overrides."""
-    commands = []
+def experiments(config: dict) -> list[dict]:
+    """The experiments in run order: per fold the base, then each variant.
+
+    Returns:
+        dicts with ``name`` (``<name>-fold<k>`` or ``<name>-fold<k>-<variant>``), ``fold``, ``variant``
+        (``None`` for the base) and ``overrides`` (every ``-S`` key and value, in order).
+    """
+    out = []
     for fold in config["folds"]:
-        command = ["dvc", "exp", "run", "--queue", "-n", f"{config['name']}-fold{fold}", "-S", f"data.fold={fold}"]
-        for key, value in config["set"].items():
+        shared = {"data.fold": fold, **config["set"], **config["base"]}
+        out.append({"name": f"{config['name']}-fold{fold}", "fold": fold, "variant": None, "overrides": shared})
+        for variant, keys in config["variants"].items():
+            out.append({"name": f"{config['name']}-fold{fold}-{variant}", "fold": fold, "variant": variant,
+                        "overrides": {**shared, **keys}})
+    return out
+
+
+def run_commands(config: dict) -> list[list[str]]:
+    """One ``dvc exp run`` per experiment (workspace, in order), with its overrides and the target stage."""
+    commands = []
+    for experiment in experiments(config):
+        command = ["dvc", "exp", "run", "-n", experiment["name"]]
+        for key, value in experiment["overrides"].items():
             command += ["-S", f"{key}={yaml_value(value)}"]
-        commands.append(command)
+        commands.append(command + [config["target"]])
     return commands
 
 
+# ------------------------------------------------------------------------------------------------ planning
+
+def _lookup(params: dict, key: str) -> object:
+    value = params
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _with_overrides(params: dict, overrides: dict) -> dict:
+    """A deep copy of ``params`` with dotted ``overrides`` applied."""
+    import copy
+
+    out = copy.deepcopy(params)
+    for key, value in overrides.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _interpolate(text: str, scope: dict) -> str:
+    return re.sub(r"\$\{([^}]+)\}", lambda m: str(_lookup(scope, m.group(1).strip())), text)
+
+
+def _paths(entries: list) -> list[str]:
+    """Paths of a deps/outs/metrics list (entries are strings or one-key dicts)."""
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries or []]
+
+
+def _param_keys(entries: list) -> list[str]:
+    """Param keys of a stage's ``params`` list (a key, or ``{file: [keys]}``)."""
+    keys = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            keys.append(entry)
+        elif isinstance(entry, dict):
+            keys.extend(k for values in entry.values() for k in values or [])
+    return keys
+
+
+def expand_stages(pipeline: dict, params: dict) -> dict[str, dict]:
+    """``dvc.yaml``'s stages with foreach and matrix expanded as DVC names them (``name@key``,
+    ``name@a-b``): for each its param keys, dependency paths and output paths (metrics included)."""
+    stages = {}
+    for name, stage in pipeline["stages"].items():
+        if "foreach" in stage:
+            items = stage["foreach"]
+            cells = [(f"{name}@{key}", {"key": key, "item": item}) for key, item in items.items()]
+            body = stage["do"]
+        elif "matrix" in stage:
+            axes = {axis: (_lookup(params, values[2:-1]) if isinstance(values, str) else values)
+                    for axis, values in stage["matrix"].items()}
+            cells = [(f"{name}@{'-'.join(map(str, combo))}", {"item": dict(zip(axes, combo))})
+                     for combo in product(*axes.values())]
+            body = stage
+        else:
+            cells, body = [(name, {})], stage
+        for cell, scope in cells:
+            scope = {**params, **scope}
+            stages[cell] = {
+                "params": [_interpolate(k, scope) for k in _param_keys(body.get("params"))],
+                "deps": [_interpolate(p, scope) for p in _paths(body.get("deps"))],
+                "outs": [_interpolate(p, scope) for kind in ("outs", "metrics", "plots")
+                         for p in _paths(body.get(kind))],
+            }
+    return stages
+
+
+def _covers(stage_key: str, changed: str) -> bool:
+    """A stage reading ``stage_key`` sees a change of ``changed`` (one is the other or a section of it)."""
+    return stage_key == changed or changed.startswith(stage_key + ".") or stage_key.startswith(changed + ".")
+
+
+def _under(dep: str, out: str) -> bool:
+    return dep == out or dep.startswith(out.rstrip("/") + "/") or out.startswith(dep.rstrip("/") + "/")
+
+
+def stages_to_run(before: dict[str, dict], after: dict[str, dict], changed: set[str], target: str,
+                  stable: tuple[str, ...] = ()) -> list[str]:
+    """The stages of ``after`` that ``dvc repro target`` runs, in pipeline order: new stages, stages reading
+    a changed parameter key, and every stage downstream of one that runs; only ``target``'s ancestors.
+    A ``stable`` stage that runs because an input changed, but not its params, writes the same bytes (DVC
+    then skips what reads it): it runs, and its readers do not on its account."""
+    needed, todo = set(), [target]
+    while todo:  # the target and everything it depends on
+        name = todo.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        todo += [other for other, stage in after.items()
+                 if any(_under(dep, out) for dep in after[name]["deps"] for out in stage["outs"])]
+    running: list[str] = []
+    propagating: set[str] = set()
+    for name in after:  # dvc.yaml lists every stage after those it reads
+        if name not in needed:
+            continue
+        stage = after[name]
+        own = name not in before or any(_covers(k, c) for k in stage["params"] for c in changed)
+        upstream = [run for run in propagating if any(_under(dep, out) for dep in stage["deps"] for out in after[run]["outs"])]
+        if own or upstream:
+            running.append(name)
+            if name in stable and not own:
+                propagating.discard(name)
+            else:
+                propagating.add(name)
+    return running
+
+
+def plan(config: dict, pipeline: dict, params: dict) -> list[dict]:
+    """Which stages each experiment runs, from a workspace whose outputs match ``params`` (module docstring).
+
+    Args:
+        config: the evidence configuration (:func:`read_config`).
+        pipeline: ``dvc.yaml`` as loaded.
+        params: ``params.yaml`` as loaded (the workspace's state before the first experiment).
+
+    Returns:
+        one dict per experiment (:func:`experiments`) with ``stages``: the stages it runs, in order.
+    """
+    state, stages = params, expand_stages(pipeline, params)
+    out = []
+    for experiment in experiments(config):
+        new_state = _with_overrides(state, experiment["overrides"])
+        changed = {key for key in experiment["overrides"] if _lookup(state, key) != _lookup(new_state, key)}
+        new_stages = expand_stages(pipeline, new_state)
+        stable = tuple(config["stable_outputs"]) if experiment["variant"] else ()  # a new fold: other counts
+        out.append({**experiment, "stages": stages_to_run(stages, new_stages, changed, config["target"], stable)})
+        state, stages = new_state, new_stages
+    return out
+
+
+def estimate_seconds(planned: list[dict], seconds: dict[str, float]) -> tuple[float, pd.DataFrame]:
+    """Total seconds of a plan from per-stage seconds (a stage name, or its family before ``@``); and the
+    time per stage family summed over the plan (where the time goes). Stages without a figure count 0 and
+    are listed with NaN."""
+    rows = []
+    for experiment in planned:
+        for stage in experiment["stages"]:
+            family = stage.split("@")[0]
+            value = seconds.get(stage, seconds.get(family, float("nan")))
+            rows.append({"experiment": experiment["name"], "stage": stage, "family": family, "seconds": value})
+    frame = pd.DataFrame(rows, columns=["experiment", "stage", "family", "seconds"])
+    by_family = frame.groupby("family", sort=False).seconds.agg(["count", "sum"]).rename(
+        columns={"count": "runs", "sum": "seconds"}).reset_index()
+    return float(frame.seconds.fillna(0).sum()), by_family
+
+
 def experiment_revisions(name: str) -> dict[str, str]:
-    """Experiment name -> commit of every experiment ref whose name starts with ``name``."""
+    """Experiment name -> commit of every experiment ref whose name starts with ``<name>-fold``."""
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps"],
                           capture_output=True, text=True, check=True).stdout.split("\n")
     found = {}
@@ -90,24 +301,51 @@ def git_show(commit: str, path: str) -> str:
     return result.stdout
 
 
-def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
-    """Every run's predictions of every experiment, with model, variant and fold; and the params of the first."""
-    parts, params = [], None
+def variant_of(config: dict, experiment: str) -> str | None:
+    """The variant an experiment name runs (``None`` for a fold's base experiment)."""
+    for variant in config["variants"]:
+        if re.fullmatch(rf"{re.escape(config['name'])}-fold\d+-{re.escape(variant)}", experiment):
+            return variant
+    return None
+
+
+def runs_of(config: dict, experiment: str, variants: list[str]) -> dict[str, str]:
+    """The recognition runs an experiment contributes: {variant in the experiment: name in the table}. A base
+    experiment gives every variant; a variant experiment its ``argen`` run under the variant's name."""
+    variant = variant_of(config, experiment)
+    if variant is None:
+        return {v: v for v in variants}
+    return {"argen": variant} if "argen" in variants else {}
+
+
+def collect_predictions(config: dict, revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """Every contributed run's predictions, with model, variant (renamed) and fold; and a base experiment's
+    params (or the first's)."""
+    parts, params, base_params = [], None, None
     for exp, commit in sorted(revisions.items()):
         source = f"{exp}:params.yaml"
         params = validate_params(parse_params_yaml(git_show(commit, "params.yaml"), source), source)
+        if variant_of(config, exp) is None:
+            base_params = params
         for model in params.recognize.models:
-            for variant in params.recognize.variants:
+            for variant, shown in runs_of(config, exp, params.recognize.variants).items():
                 table = pd.read_csv(io.StringIO(git_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")),
                                     dtype={"clip_id": str})
                 parts.append(table[["clip_id", "seed", "label", "predicted"]].assign(
-                    model=model, variant=variant, fold=params.data.fold))
-    return pd.concat(parts, ignore_index=True), params
+                    model=model, variant=shown, fold=params.data.fold))
+    return pd.concat(parts, ignore_index=True), base_params or params
 
 
-def pooled_judge(revisions: dict[str, str]) -> pd.DataFrame:
-    """The judge's shares pooled over the experiments: hits and clips summed per model, set and emotion."""
-    parts = [pd.read_csv(io.StringIO(git_show(commit, "reports/recognition/judge.csv"))) for commit in revisions.values()]
+def pooled_judge(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
+    """The judge's shares pooled over the experiments: hits and clips summed per model, set and emotion (a
+    variant experiment's ``argen`` set under the variant's name)."""
+    parts = []
+    for exp, commit in revisions.items():
+        judged = pd.read_csv(io.StringIO(git_show(commit, "reports/recognition/judge.csv")))
+        variant = variant_of(config, exp)
+        if variant is not None:
+            judged = judged[judged.set == "argen"].assign(set=variant)
+        parts.append(judged)
     judged = pd.concat(parts, ignore_index=True)
     if judged.empty:
         return judged
@@ -151,7 +389,15 @@ def check_nothing_lost(revisions: dict[str, str], committed: dict[str, str]) -> 
         raise UserError(f"the committed reports/evidence pooled {len(committed)} experiments; {len(missing)} of them "
                         f"are not in this workspace ({', '.join(missing)}): writing the table now would drop their "
                         "folds. Fetch them (`dvc exp pull <remote> <name>`) or re-run them (python -m "
-                        "argen.experiments.evidence queue), or pass --fresh to pool only what is visible")
+                        "argen.experiments.evidence run), or pass --fresh to pool only what is visible")
+
+
+def versus_oversampling(predictions: pd.DataFrame, resamples: int) -> pd.DataFrame:
+    """ARGen (and every generated variant) against oversampling, paired over (fold, seed) and clips."""
+    if "oversample" not in set(predictions.variant):
+        return pd.DataFrame()
+    generated = predictions[~predictions.variant.isin(["original", "oracle"])]
+    return delta_table(generated, list(EMOTIONS), resamples, 0, baseline="oversample")
 
 
 def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> str:
@@ -165,11 +411,14 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
         check_nothing_lost(revisions, committed_experiments())
     if not revisions:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
-                        f"queue them with: python -m argen.experiments.evidence queue)")
-    predictions, params = collect_predictions(revisions)
+                        f"run them with: python -m argen.experiments.evidence run)")
+    predictions, params = collect_predictions(config, revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
+    against = versus_oversampling(predictions, resamples)
+    if len(against):
+        deltas = pd.concat([deltas, against], ignore_index=True)
     source = evidence_source(predictions, params.demo.n_clips, params.recognize.seeds, revisions)
-    judged = pooled_judge(revisions)
+    judged = pooled_judge(config, revisions)
     text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
     with staged_outputs() as out:
         stage_tables(out, OUT, text, table, deltas, judged)
@@ -177,12 +426,27 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
     return text
 
 
+def plan_text(planned: list[dict], seconds: dict[str, float] | None = None) -> str:
+    """The plan as text: per experiment the stages it runs; with ``seconds``, the estimate and where it goes."""
+    lines = []
+    for experiment in planned:
+        lines.append(f"{experiment['name']}: {len(experiment['stages'])} stages: {', '.join(experiment['stages'])}")
+    if seconds:
+        total, by_family = estimate_seconds(planned, seconds)
+        lines.append(f"\nestimate: {total / 60:.1f} min; by stage (runs, minutes):")
+        for row in by_family.sort_values("seconds", ascending=False).itertuples(index=False):
+            lines.append(f"  {row.family:14s} {row.runs:3d}  {row.seconds / 60:7.1f}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=["queue", "table", "commands"])
+    parser.add_argument("action", choices=["plan", "commands", "run", "table"])
     parser.add_argument("--config", type=Path, default=CONFIG)
     parser.add_argument("--fresh", action="store_true",
                         help="table: pool only the experiments visible here, even if the committed table pooled more")
+    parser.add_argument("--seconds", type=Path, default=None,
+                        help="plan: a YAML of measured seconds per stage (name or family) for the estimate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -190,7 +454,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.action == "table":
             print(evidence_table(config, fresh=args.fresh))
             return
-        print_or_queue(queue_commands(config), run=args.action == "queue")
+        if args.action == "plan":
+            pipeline = yaml.safe_load(Path("dvc.yaml").read_text())
+            params = yaml.safe_load(Path("params.yaml").read_text())
+            seconds = yaml.safe_load(args.seconds.read_text()) if args.seconds else None
+            print(plan_text(plan(config, pipeline, params), seconds))
+            return
+        print_or_queue(run_commands(config), run=args.action == "run")
     except (UserError, subprocess.CalledProcessError) as err:
         log.error("%s", err)
         sys.exit(1)

@@ -1,5 +1,13 @@
 """Algorithm 1, stage 2: the augmentation set D3, generated with the policy's actions.
 
+**How many.** ``generate.per_class``: explicit counts, or ``table7`` (:func:`argen.counts.table7_counts`): the paper's
+table 7 scaled to the dataset. In the paper ARGen adds surprise 180, disgust 162 and fear 141 clips to a
+DFEW fold's training split, whose scarce classes hold 1470, 145 and 905 clips (2520 together). Here the
+count of emotion e is ``max(1, round(table7_factor * added_e * n / 2520))``, n the training split's clips
+of those three emotions: the added clips are the same share of the scarce training clips as in the paper
+(483 / 2520 = 19.2 %), split in the paper's proportions 180 : 162 : 141. The rule reads only the training
+split's size, never a test clip.
+
 **Which pairs.** For each scarce emotion, ``generate.per_class[emotion]`` clips. The candidates are every
 identity with a verified prompt of that emotion, in a seeded random order; when more clips are asked for
 than there are identities, the order repeats and the repeats get new seeds (clip number n of round r
@@ -18,6 +26,7 @@ is a row with ``status = failed: ...`` and no frames; the stage goes on.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -83,6 +92,15 @@ def policy_actions(cfg: GenerateParams, generator: GeneratorParams, pairs: pd.Da
                             f"{generator.generator!r} encodes {encoder!r}: re-run the policy stage")
         learned = greedy_choices(model, image_emb, text_emb)
     return pick_actions(cfg.policy, len(pairs), seed, cfg.fixed_action, learned)
+
+
+def policy_reward(cfg: GenerateParams, policy_dir: Path) -> str:
+    """Which reward chose the actions: the trained policy's (``argen`` or ``paper``, from its config.json), or
+    ``none (<policy> policy)`` when ``generate.policy`` is random or fixed."""
+    if cfg.policy != "learned":
+        return f"none ({cfg.policy} policy)"
+    config = Path(policy_dir) / "config.json"
+    return json.loads(config.read_text()).get("reward", "unknown") if config.is_file() else "unknown"
 
 
 def generate_set(pairs: pd.DataFrame, actions: np.ndarray, generator: VideoGenerator, images: dict[str, np.ndarray],

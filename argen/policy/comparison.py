@@ -1,10 +1,27 @@
 """From the reward table to the policy's training data, and the held-out comparison of policies.
 
-**Total reward** (eq. 18, "normal" case, plus two optional terms, weight 0 by default):
-R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + w_A R_A + w_H R_H, with w_Q = w_F = w_E = 1 by default (the
-paper; table 4's reward subsets set some of them to 0, all from the one reward table). R_H is a human rating in [0, 1] of the video
-(``ratings_csv``, keyed by the table's ``video_id``); an unrated video gets the mean of the rated ones
-(a neutral value: the term then ranks only what was rated), and the count is reported.
+**Total reward** (eq. 18, "normal" case, plus two terms beyond the paper):
+R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + w_X R_X + w_H R_H, with w_Q = w_F = w_E = 1 by default (the
+paper; table 4's reward subsets set some of them to 0, all from the one reward table).
+
+* ``ard.reward: paper`` is the paper's reward: w_X = 0.
+* ``ard.reward: argen`` (the default) adds the **expression-fidelity term** R_X = (R_A + R_C) / 2: R_A the
+  verifiable AU check (F1 of the prompt's AUs against those found in the video), R_C the target-emotion
+  score of a classifier fitted on the training split's clips (:class:`argen.rewards.components.EmotionScorer`).
+  Why: R_E rewards small AU amplitudes and R_S few steps, so on its own eq. 18 prefers the action whose
+  clip shows the least expression (issue 20: the paper-only policy's clips carry the prompt's AUs in 8 %
+  of cases); R_X is what keeps the expression.
+* R_H is a human rating in [0, 1] of the video (``ratings_csv``, keyed by the table's ``video_id``); an
+  unrated video gets the mean of the rated ones, and the count is reported. Weight 0 by default.
+
+**Choosing w_X** (``ard.weight_fidelity: auto``, :func:`choose_fidelity_weight`), on the **training pairs
+only** (never a validation pair, never a test clip): for each weight w of :data:`FIDELITY_GRID`, in
+increasing order, take for every training pair the action that maximises its mean total reward over
+seeds (the per-pair optimum the policy is trained to find) and the mean R_X at those actions. w_X is the
+smallest w at which that mean reaches ``ard.fidelity_keep`` (0.9) of the attainable mean (each pair's
+largest R_X over the 12 actions): the least weight that keeps the target expression, so the paper's terms
+still decide among the actions that keep it. If no weight of the grid reaches it, the largest is taken
+and the stage says so. The grid and each weight's outcome go to ``reports/policy/metrics.json``.
 
 **Complete pairs.** The policy learns from pairs with every action and every seed audited (status ok);
 the others are left out and counted.
@@ -33,20 +50,34 @@ import pandas as pd
 
 from argen.actions import ACTIONS
 from argen.policy.reinforce import PolicyNetwork, PolicySettings, greedy_choices, train_policy
+from argen.errors import InputError
 from argen.rewards.table import COMPONENTS
 from argen.stats import Z95
 
 
-def total_reward(table: pd.DataFrame, lam: float, weight_au: float = 0.0, weight_human: float = 0.0,
+#: The weights w_X tried by :func:`choose_fidelity_weight`, in increasing order (lambda is 3: R_X at 1 weighs a
+#: third of one of the paper's naturalness terms, at 16 five times all three).
+FIDELITY_GRID: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
+
+
+def fidelity_term(table: pd.DataFrame) -> pd.Series:
+    """R_X = (R_A + R_C) / 2 per row of the reward table."""
+    return 0.5 * (table.R_A + table.R_C)
+
+
+def total_reward(table: pd.DataFrame, lam: float, weight_fidelity: float = 0.0, weight_human: float = 0.0,
                  ratings: pd.Series | None = None, weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
                  ) -> tuple[pd.Series, int]:
     """Total reward per row of the table, and how many rows had no human rating (when R_H is used).
 
     Args:
+        weight_fidelity: w_X, the weight of the expression-fidelity term R_X (0: the paper's reward).
         weights: (w_Q, w_F, w_E), the weights of R_Q, R_F and R_E inside lambda's bracket.
     """
     w_q, w_f, w_e = weights
-    total = table.R_S + lam * (w_q * table.R_Q + w_f * table.R_F + w_e * table.R_E) + weight_au * table.R_A
+    total = table.R_S + lam * (w_q * table.R_Q + w_f * table.R_F + w_e * table.R_E)
+    if weight_fidelity:
+        total = total + weight_fidelity * fidelity_term(table)
     unrated = 0
     if weight_human > 0:
         rated = table.video_id.map(ratings) if ratings is not None else pd.Series(np.nan, index=table.index)
@@ -54,6 +85,61 @@ def total_reward(table: pd.DataFrame, lam: float, weight_au: float = 0.0, weight
         fill = float(rated.mean()) if rated.notna().any() else 0.0
         total = total + weight_human * rated.fillna(fill)
     return total, unrated
+
+
+def choose_fidelity_weight(base: np.ndarray, fidelity: np.ndarray, splits: list[str], keep: float,
+                           grid: tuple[float, ...] = FIDELITY_GRID) -> tuple[float, pd.DataFrame]:
+    """w_X by the procedure of the module docstring, on training pairs only.
+
+    Args:
+        base: (pairs, 12, seeds) total reward without the fidelity term, of training pairs.
+        fidelity: (pairs, 12, seeds) R_X of the same pairs.
+        splits: each pair's split; anything but ``train`` is refused (the procedure must not see it).
+        keep: share of the attainable mean R_X the chosen actions must reach, in (0, 1].
+        grid: candidate weights, increasing.
+
+    Returns:
+        (w_X, one row per weight tried: weight, mean R_X at the chosen actions, its share of the attainable,
+        mean R_S at the chosen actions, and whether it reached ``keep``).
+
+    Raises:
+        ValueError: a pair is not a training pair, or the cubes are empty or differ in shape.
+    """
+    leaked = sorted(set(splits) - {"train"})
+    if leaked:
+        raise ValueError(f"the fidelity weight is chosen on training pairs only; got {len(splits)} pairs with "
+                         f"split(s) {leaked}")
+    if base.shape != fidelity.shape or base.shape[0] != len(splits) or base.shape[0] == 0:
+        raise ValueError(f"expected two (pairs, 12, seeds) cubes of {len(splits)} pairs, got {base.shape} and "
+                         f"{fidelity.shape}")
+    base, fidelity = np.nanmean(base, axis=2), np.nanmean(fidelity, axis=2)
+    attainable = float(fidelity.max(axis=1).mean())
+    rows, pairs = [], np.arange(len(base))
+    for weight in grid:
+        chosen = (base + weight * fidelity).argmax(axis=1)
+        kept = float(fidelity[pairs, chosen].mean())
+        rows.append({"weight": weight, "R_X": kept, "share": kept / attainable if attainable > 0 else 1.0,
+                     "reaches": kept >= keep * attainable})
+    outcome = pd.DataFrame(rows)
+    reached = outcome[outcome.reaches]
+    return float(reached.weight.iloc[0] if len(reached) else grid[-1]), outcome
+
+
+def fidelity_weight_for(table: pd.DataFrame, pairs: pd.DataFrame, lam: float,
+                        weights: tuple[float, float, float], keep: float) -> tuple[float, pd.DataFrame]:
+    """:func:`choose_fidelity_weight` on the reward table's training pairs (``pairs.split == "train"``).
+
+    Only the table's rows of training pairs are read; validation pairs never enter.
+    """
+    train_ids = set(pairs.pair_id[pairs.split == "train"])
+    rows = table[table.pair_id.isin(train_ids)]
+    base, _ = total_reward(rows, lam, 0.0, weights=weights)
+    complete, cubes, _ = reward_cubes(rows, {"base": base, "fidelity": fidelity_term(rows)})
+    if not complete:
+        raise InputError(f"no training pair has every action audited ({len(train_ids)} training pairs): the fidelity "
+                         "weight cannot be chosen (re-run the rewards stage, or give ard.weight_fidelity a number)")
+    splits = pairs.set_index("pair_id").split.loc[complete].tolist()
+    return choose_fidelity_weight(cubes["base"], cubes["fidelity"], splits, keep)
 
 
 def reward_cubes(table: pd.DataFrame, values: dict[str, pd.Series]) -> tuple[list[str], dict[str, np.ndarray], list[str]]:
@@ -69,7 +155,7 @@ def reward_cubes(table: pd.DataFrame, values: dict[str, pd.Series]) -> tuple[lis
     left_out = [p for p in dict.fromkeys(table.pair_id) if p not in set(complete)]
     rows = table[ok & table.pair_id.isin(complete)]
     position = {p: k for k, p in enumerate(complete)}
-    index = (rows.pair_id.map(position).to_numpy(), rows.action.to_numpy(), rows.seed_index.to_numpy())
+    index = (rows.pair_id.map(position).to_numpy(int), rows.action.to_numpy(int), rows.seed_index.to_numpy(int))
     cubes = {}
     for name, series in values.items():
         cube = np.full((len(complete), len(ACTIONS), n_seeds), np.nan)

@@ -21,9 +21,10 @@ from argen.generators.preview import contact_sheet
 from argen.identities import read_identity_image
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
-from argen.policy.augment import choose_pairs, generate_set, policy_actions
+from argen.counts import resolve_per_class
+from argen.policy.augment import choose_pairs, generate_set, policy_actions, policy_reward
 from argen.paths import (
-    FRAMES, GENERATED as OUT, GENERATE_WORK as WORK, IDENTITIES, IDENTITY_IMAGES as IMAGES, POLICY, PROMPTS, report_dir,
+    CLIPS, FRAMES, GENERATED as OUT, GENERATE_WORK as WORK, IDENTITIES, IDENTITY_IMAGES as IMAGES, POLICY, PROMPTS, report_dir,
 )
 from argen.stage import provenance
 
@@ -42,11 +43,14 @@ def run_generate_stage(params: Params) -> None:
                                          *[f"y_{i}" for i in range(68)]], "identities").set_index("clip_id")
     prompts = read_table(PROMPTS, ["identity_id", "emotion", "prompt", "raw_final"], "prompts")
     prompts = prompts[prompts.identity_id.isin(identities.index)]
-    not_scarce = sorted(set(cfg.per_class) - set(params.decompose.scarce_classes))
+    counts = resolve_per_class(cfg.per_class, read_table(CLIPS, ["label", "split"], "decompose"), cfg.table7_factor)
+    if cfg.per_class == "table7":
+        log.info("generate.per_class: table7 (x %g) on this training split: %s", cfg.table7_factor, counts)
+    not_scarce = sorted(set(counts) - set(params.decompose.scarce_classes))
     if not_scarce:
         log.warning("generate.per_class names %s, not scarce classes (decompose.scarce_classes %s): no prompts, "
                     "nothing generated for them", not_scarce, params.decompose.scarce_classes)
-    per_class = {e: n for e, n in cfg.per_class.items() if e not in not_scarce}
+    per_class = {e: n for e, n in counts.items() if e not in not_scarce}
     pairs = choose_pairs(prompts, per_class, params.seed)
     if pairs.empty:
         raise InputError(f"{PROMPTS}: no prompt for the classes of generate.per_class {per_class}")
@@ -86,7 +90,9 @@ def run_generate_stage(params: Params) -> None:
         if shown:
             shown_frames = sorted({int(round(f)) for f in np.linspace(1, generator_cfg.n_frames, 4)})
             contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.jpg"))
-        out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
+        out.json(summary(index) | {"asked": per_class, "per_class_rule": cfg.per_class if cfg.per_class == "table7"
+                                   else "explicit", "not_scarce_skipped": not_scarce,
+                                   "reward": policy_reward(cfg, POLICY)}, REPORTS / "metrics.json")
     shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]
     log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, cfg.policy,

@@ -12,7 +12,7 @@ from argen.errors import UserError
 from argen.extract import LANDMARK_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
-from argen.policy.comparison import fit_and_compare, reward_cubes, total_reward
+from argen.policy.comparison import FIDELITY_GRID, fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
 from argen.policy.plots import plot_comparison
 from argen.policy.reinforce import PolicySettings, save_policy
 from argen.policy.state import pair_states
@@ -32,6 +32,23 @@ CURVES = ("loss", "raw_reward", "shaped_reward", "entropy", "greedy_best_share")
 log = logging.getLogger("argen.stages.policy")
 
 
+def fidelity_weight(ard, table, pairs, naturalness: tuple[float, float, float]) -> tuple[float, list[dict]]:
+    """w_X: 0 for the paper's reward, the param when a number, else chosen on the training pairs
+    (:func:`argen.policy.comparison.fidelity_weight_for`); and the selection's rows for the metrics."""
+    if ard.reward == "paper":
+        return 0.0, []
+    if ard.weight_fidelity != "auto":
+        return float(ard.weight_fidelity), []
+    weight, outcome = fidelity_weight_for(table, pairs, ard.lambda_, naturalness, ard.fidelity_keep)
+    if not outcome.reaches.any():
+        log.warning("no fidelity weight of %s keeps %.0f %% of the attainable R_X on the training pairs: using the "
+                    "largest, %g", list(FIDELITY_GRID), 100 * ard.fidelity_keep, weight)
+    log.info("fidelity weight w_X = %g (smallest keeping %.0f %% of the attainable R_X on %d training pairs)", weight,
+             100 * ard.fidelity_keep, int((pairs.split == "train").sum()))
+    return weight, [{k: (round(v, 4) if isinstance(v, float) else bool(v) if k == "reaches" else v)
+                     for k, v in row.items()} for row in outcome.to_dict("records")]
+
+
 def run_policy_stage(params: Params) -> None:
     ard = params.ard
     check_fresh(read_parquet_metadata(TABLE), params.generator, params.rewards, TABLE)
@@ -43,8 +60,9 @@ def run_policy_stage(params: Params) -> None:
         ratings, problems = read_ratings(ard.ratings_csv, set(table.video_id))
         for problem in problems:
             log.warning("%s", problem)
-    total, unrated = total_reward(table, ard.lambda_, ard.weight_au, ard.weight_human, ratings,
-                                   (ard.weight_quality, ard.weight_face, ard.weight_expression))
+    naturalness = (ard.weight_quality, ard.weight_face, ard.weight_expression)
+    weight_fidelity, selection = fidelity_weight(ard, table, pairs, naturalness)
+    total, unrated = total_reward(table, ard.lambda_, weight_fidelity, ard.weight_human, ratings, naturalness)
     if unrated:
         log.warning("%d of %d videos have no human rating: they get the mean rating", unrated, len(table))
     values = {"total": total, "model_calls": table.model_calls, **{c: table[c] for c in COMPONENTS}}
@@ -83,9 +101,13 @@ def run_policy_stage(params: Params) -> None:
             "pairs": {"train": int(train.sum()), "val": int((~train).sum()), "left_out": len(left_out)},
             "unrated_videos": unrated, "final_loss": round(float(outcome.history.loss.tail(100).mean()), 4),
             "encoder": encoder,
+            "reward": {"mode": ard.reward, "weight_fidelity": weight_fidelity,
+                       "weight_fidelity_param": ard.weight_fidelity, "fidelity_keep": ard.fidelity_keep,
+                       "selection_on_train_pairs": selection},
         }
         save_policy(model, out.path(MODEL), {"encoder": encoder, "settings": settings.__dict__,
-                                              "lambda": ard.lambda_, "weight_au": ard.weight_au,
+                                              "lambda": ard.lambda_, "reward": ard.reward,
+                                              "weight_fidelity": weight_fidelity,
                                               "weight_human": ard.weight_human, "d_image": int(image_emb.shape[1]),
                                               "d_text": int(text_emb.shape[1])})
         out.json(metrics, REPORTS / "metrics.json")

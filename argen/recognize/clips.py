@@ -1,7 +1,9 @@
 """What the recognisers read: clip sets, frames by segments, a decode cache, and geometry features.
 
 * **Clip sets.** ``original`` is the dataset (every split; the test split is always the dataset's),
-  ``argen`` the generated set ``data/generated``, ``oracle`` the demo renderer's clips ``data/oracle``.
+  ``argen`` the generated set ``data/generated``, ``oracle`` the demo renderer's clips ``data/oracle``,
+  ``oversample`` the real scarce *training* clips repeated to the augmentation counts
+  (:func:`oversampled_clips`: the baseline generative augmentation must beat).
   Every clip, real or generated, is read through the same functions below.
 * **Content keys.** A clip's key is a hash of its frame files' names and bytes, so a cache entry is
   reused exactly when the frames are the same, wherever the clip lives (a ``dvc queue`` experiment runs in
@@ -41,19 +43,56 @@ SET_SOURCES: dict[str, tuple[Path, str]] = {
     "original": (Path("data/interim/clips.parquet"), "decompose"),
     "argen": (Path("data/generated/index.parquet"), "generate"),
     "oracle": (Path("data/oracle/index.parquet"), "oracle"),
+    "oversample": (Path("data/interim/clips.parquet"), "decompose"),
 }
 CLIP_COLUMNS: tuple[str, ...] = ("clip_id", "frames_dir", "frames", "label", "split", "subject")
 #: Per-frame geometry features: normalised landmarks, their motion, AU intensities.
 GEOMETRY_DIM = 68 * 2 * 2 + len(INTENSITY_COLUMNS)
 
 
-def read_clip_set(name: str) -> pd.DataFrame:
-    """The clip table of set ``name`` (:data:`CLIP_COLUMNS` plus ``set``); failed generated clips left out."""
+def oversampled_clips(clips: pd.DataFrame, counts: dict[str, int], seed: int) -> pd.DataFrame:
+    """The ``oversample`` set: real training clips of each emotion repeated to ``counts[emotion]`` copies.
+
+    For each emotion its training clips (never a test clip) are taken in a seeded order; when more copies are
+    asked for than there are clips, the order repeats, so every clip is used once before any is used twice.
+    Copy k of a clip gets the id ``<clip_id>~os<k>`` and keeps its frames, label, subject and split.
+
+    Args:
+        clips: a clip table (:data:`CLIP_COLUMNS`).
+        counts: copies per emotion (the augmentation counts, ``generate.per_class`` resolved).
+        seed: the order's seed.
+
+    An emotion without a training clip gets no copy (the caller compares the result's counts with ``counts``).
+    """
+    rng = np.random.default_rng(seed)
+    train = clips[clips.split == "train"].sort_values("clip_id")
+    parts = []
+    for emotion in sorted(counts):
+        pool = train[train.label == emotion].reset_index(drop=True)
+        if not counts[emotion] or pool.empty:
+            continue
+        order = rng.permutation(len(pool))
+        picks = [order[k % len(pool)] for k in range(counts[emotion])]
+        copies = pool.iloc[picks].copy()
+        copies["clip_id"] = [f"{c}~os{k // len(pool)}" for k, c in enumerate(copies.clip_id)]
+        parts.append(copies)
+    return (pd.concat(parts, ignore_index=True) if parts else train.iloc[:0])[list(CLIP_COLUMNS)]
+
+
+def read_clip_set(name: str, counts: dict[str, int] | None = None, seed: int = 0) -> pd.DataFrame:
+    """The clip table of set ``name`` (:data:`CLIP_COLUMNS` plus ``set``); failed generated clips left out.
+
+    ``oversample`` needs ``counts`` (copies per emotion) and ``seed`` (:func:`oversampled_clips`).
+    """
     path, made_by = SET_SOURCES[name]
     extra = ["status"] if name == "argen" else []
     table = read_table(path, [*CLIP_COLUMNS, *extra], made_by)
     if extra:
         table = table[table.status.str.startswith("ok")]
+    if name == "oversample":
+        if counts is None:
+            raise ValueError("the oversample set needs the augmentation counts")
+        table = oversampled_clips(table, counts, seed)
     table = table[list(CLIP_COLUMNS)].reset_index(drop=True)
     table["frames"] = table.frames.map(list)
     table["set"] = name

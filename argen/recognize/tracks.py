@@ -3,6 +3,8 @@ rows, the skipped items, and the frames decoded once into the recognisers' cache
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
@@ -10,12 +12,27 @@ from tqdm import tqdm
 from argen.extract import FRAME_COLUMNS
 from argen.extract.run import extract
 from argen.params import Params
-from argen.recognize.clips import cache_root, cached_clip_frames, content_keys, read_clip_set
+from argen.counts import resolve_per_class
+from argen.io import read_table
+from argen.recognize.clips import SET_SOURCES, cache_root, cached_clip_frames, content_keys, read_clip_set
+
+
+log = logging.getLogger("argen.stages.tracks")
 
 
 def build_tracks(name: str, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(clip table with content keys, per-frame rows, skipped items) of clip set ``name``."""
-    table = read_clip_set(name)
+    counts = None
+    if name == "oversample":
+        clips = read_table(SET_SOURCES["original"][0], ["label", "split"], "decompose")
+        counts = resolve_per_class(params.generate.per_class, clips, params.generate.table7_factor)
+        counts = {e: n for e, n in counts.items() if e in params.decompose.scarce_classes}
+        log.info("oversample: the real training clips repeated to %s", counts)
+    table = read_clip_set(name, counts, params.seed)
+    if counts:
+        made = table.label.value_counts()
+        for emotion in sorted(e for e, n in counts.items() if made.get(e, 0) < n):
+            log.warning("oversample: no %s clip in the training split: none repeated", emotion)
     table["content_key"] = content_keys(table, f"hashing {name}")
     if table.empty:
         return table.assign(n_usable=np.zeros(0, int)), pd.DataFrame(columns=list(FRAME_COLUMNS)), \

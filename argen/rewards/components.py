@@ -33,15 +33,23 @@ Videos are uint8 arrays (M, H, W, 3) in BGR order; AUs are arrays (M, 17) in Ope
   ``R_A = F1`` between the prompt's AUs and the AUs active in the video (maximum over detected frames at
   least ``active_threshold`` = 1.5, the knowledge base's threshold). Prompt intensities r are not used,
   only which AUs the prompt names.
+* Target-emotion score (project addition, issue 20): ``R_C = p(target emotion | AU trajectory)`` from
+  :class:`EmotionScorer`, a logistic regression (scikit-learn, standardised inputs, balanced class
+  weights) fitted on the *training split's* real clips only (the extract_aus rows of clips whose split is
+  ``train``; a test clip is never read). Its input is :func:`emotion_features`: the peak and the mean over
+  the detected frames of the 16 expression AUs. The training clips' AUs are measured against each clip's
+  own neutral frames, a generated video's against its first (neutral identity) frame: both are the change
+  from neutral. A video without a detected face scores 0.
 * Human preference ``R_H``: ratings in [0, 1] read by :func:`read_ratings`; an unrated clip's R_H is NaN
   and the caller decides what that means.
 
-:class:`VideoAuditor` computes R_S, R_Q (with Q_m, Q_M), R_F, R_E and R_A for one generated video.
+:class:`VideoAuditor` computes R_S, R_Q (with Q_m, Q_M), R_F, R_E, R_A and R_C for one generated video.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import tempfile
 from dataclasses import dataclass
@@ -51,6 +59,10 @@ import cv2
 import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
+
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.errors import InputError
@@ -202,6 +214,82 @@ def au_fidelity(aus: np.ndarray, prompt_aus: dict[int, float], threshold: float 
     return 2 * len(wanted & active) / (len(wanted) + len(active))
 
 
+def emotion_features(aus: np.ndarray) -> np.ndarray | None:
+    """The input of :class:`EmotionScorer`: peak and mean over the detected frames of the 16 expression AUs.
+
+    Args:
+        aus: AU intensities (M, 17) in OpenFace's order; rows with a NaN count as no face.
+
+    Returns:
+        (32,) [peaks, means], or None when no frame has a face.
+    """
+    aus = _check_aus(aus)[:, EXPRESSION_INDEX]
+    detected = aus[~np.isnan(aus).any(axis=1)]
+    if len(detected) == 0:
+        return None
+    return np.concatenate([detected.max(axis=0), detected.mean(axis=0)])
+
+
+class EmotionScorer:
+    """R_C: the probability of a video's target emotion from its AU trajectory (module docstring).
+
+    Fitted by :meth:`fit` on the training split's real clips only. Attributes: ``classes`` (emotions seen in
+    training), ``n_clips`` (training clips per emotion).
+    """
+
+    def __init__(self, model, classes: list[str], n_clips: dict[str, int]) -> None:
+        self.model = model
+        self.classes = classes
+        self.n_clips = n_clips
+
+    @classmethod
+    def fit(cls, frames: pd.DataFrame, clips: pd.DataFrame, seed: int = 0) -> "EmotionScorer":
+        """Fit on the clips of ``clips`` whose ``split`` is ``train`` (any other clip is never read).
+
+        Args:
+            frames: extract_aus rows (``clip_id``, ``success`` and the AU columns).
+            clips: one row per clip with ``clip_id``, ``label`` and ``split`` (extract_aus' aus_clips).
+            seed: the solver's random state.
+
+        Raises:
+            InputError: fewer than two emotions have a training clip with a detected face.
+        """
+        train_ids = set(clips.clip_id[clips.split == "train"])
+        labels = dict(zip(clips.clip_id, clips.label))
+        rows = frames[frames.clip_id.isin(train_ids)]
+        features, targets = [], []
+        for clip_id, clip_rows in rows.groupby("clip_id", sort=True):
+            aus = clip_rows[list(INTENSITY_COLUMNS)].to_numpy(float, copy=True)
+            aus[~clip_rows["success"].to_numpy(bool)] = np.nan
+            feature = emotion_features(aus)
+            if feature is not None:
+                features.append(feature)
+                targets.append(labels[clip_id])
+        if len(set(targets)) < 2:
+            raise InputError(f"the target-emotion score R_C needs training clips of at least two emotions with a "
+                             f"detected face; found {sorted(set(targets))} in {len(train_ids)} training clips")
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced",
+                                                                   random_state=seed))
+        model.fit(np.array(features), np.array(targets))
+        counts = pd.Series(targets).value_counts().sort_index()
+        return cls(model, [str(c) for c in model.classes_], {str(k): int(v) for k, v in counts.items()})
+
+    def score(self, aus: np.ndarray, emotion: str) -> float:
+        """R_C: the probability of ``emotion`` for a video's AUs (M, 17); 0 without a detected face or when the
+        scorer saw no training clip of ``emotion``."""
+        feature = emotion_features(aus)
+        if feature is None or emotion not in self.classes:
+            return 0.0
+        return float(self.model.predict_proba(feature[None])[0, self.classes.index(emotion)])
+
+    def digest(self) -> str:
+        """A hex digest of the fitted coefficients (part of the reward table's fingerprint)."""
+        scaler, logistic = self.model[0], self.model[-1]
+        parts = [scaler.mean_, scaler.scale_, logistic.coef_, logistic.intercept_]
+        return hashlib.sha256(b"".join(np.ascontiguousarray(p, np.float64).tobytes() for p in parts)
+                              + ",".join(self.classes).encode()).hexdigest()[:16]
+
+
 def empirical_a_max(frames: pd.DataFrame, quantile: float = 0.95) -> float:
     """a_max from data: the ``quantile`` of ||a||_2 (AU45 left out) over the detected rows of extract_aus.
 
@@ -335,13 +423,15 @@ class VideoAuditor:
         backend: an AU backend (:class:`argen.extract.AUBackend`).
         cascade: OpenCV's Haar frontal-face cascade (:func:`argen.face.haar_cascade` when None).
         settings: reward parameters.
+        scorer: the target-emotion scorer for R_C (None: R_C is not computed, NaN).
     """
 
     def __init__(self, backend: AUBackend, cascade: cv2.CascadeClassifier | None = None,
-                 settings: RewardSettings = RewardSettings()) -> None:
+                 settings: RewardSettings = RewardSettings(), scorer: EmotionScorer | None = None) -> None:
         self.backend = backend
         self.cascade = haar_cascade() if cascade is None else cascade
         self.settings = settings
+        self.scorer = scorer
 
     def aus(self, video: np.ndarray, clip_id: str = "audit") -> np.ndarray:
         """AU intensities (M, 17) of the video's frames from the backend; NaN rows where it found no face."""
@@ -360,16 +450,18 @@ class VideoAuditor:
         aus[~rows["success"].to_numpy(bool)] = np.nan
         return aus
 
-    def audit(self, video: np.ndarray, prompt_aus: dict[int, float], steps: int, steps_max: int) -> dict:
+    def audit(self, video: np.ndarray, prompt_aus: dict[int, float], steps: int, steps_max: int,
+              emotion: str = "") -> dict:
         """All reward components of one video.
 
         Args:
             video: (M, H, W, 3) uint8 BGR.
             prompt_aus: the prompt's AUs {AU: r}.
             steps, steps_max: denoising steps used and the largest of S_T.
+            emotion: the target emotion (for R_C).
 
         Returns:
-            {"R_S", "R_Q", "Q_m", "Q_M", "R_F", "R_E", "R_A": float, "au_frames_detected": int}.
+            {"R_S", "R_Q", "Q_m", "Q_M", "R_F", "R_E", "R_A", "R_C": float, "au_frames_detected": int}.
         """
         s = self.settings
         aus = self.aus(video)
@@ -377,4 +469,5 @@ class VideoAuditor:
         r_f, _ = face_reward(video, self.cascade, s.face_min_size)
         return {"R_S": speed_reward(steps, steps_max), "R_Q": r_q, "Q_m": q_m, "Q_M": q_big_m, "R_F": r_f,
                 "R_E": expression_reward(aus, s.a_max), "R_A": au_fidelity(aus, prompt_aus, s.active_threshold),
+                "R_C": self.scorer.score(aus, emotion) if self.scorer is not None else math.nan,
                 "au_frames_detected": int((~np.isnan(aus).any(axis=1)).sum())}

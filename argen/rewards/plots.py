@@ -11,7 +11,7 @@ import pandas as pd
 from argen.actions import ACTIONS
 
 #: Components drawn per action, with their colours.
-DRAWN = {"R_S": "#7f8c8d", "R_Q": "#2980b9", "R_F": "#27ae60", "R_E": "#c0392b", "R_A": "#8e44ad"}
+DRAWN = {"R_S": "#7f8c8d", "R_Q": "#2980b9", "R_F": "#27ae60", "R_E": "#c0392b", "R_A": "#8e44ad", "R_C": "#d35400"}
 
 
 def action_names() -> list[str]:

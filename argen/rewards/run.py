@@ -21,7 +21,7 @@ from argen.distributed import launched_ranks
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
-from argen.rewards.components import training_a_max
+from argen.rewards.components import EmotionScorer, training_a_max
 from argen.paths import (
     AU_CLIPS as CLIPS, FRAMES, IDENTITIES, IDENTITY_IMAGES as IMAGES, PROMPTS, REWARDS as TABLE,
     REWARD_PAIRS as PAIRS, REWARD_SHARDS as SHARDS, REWARD_TIMINGS as TIMINGS, report_dir,
@@ -46,14 +46,24 @@ def a_max_value(params: Params) -> float:
     return value
 
 
+def emotion_scorer(params: Params) -> EmotionScorer:
+    """R_C's classifier, fitted on the extract_aus rows of the training split's clips only."""
+    clips = read_table(CLIPS, ["clip_id", "label", "split"], "extract_aus")
+    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
+    scorer = EmotionScorer.fit(frames, clips, params.seed)
+    log.info("R_C's emotion classifier: fitted on %d training clips %s", sum(scorer.n_clips.values()), scorer.n_clips)
+    return scorer
+
+
 def run_rewards_stage(params: Params) -> None:
     cfg = params.rewards
     ranks = launched_ranks()
     identities, prompts = read_reward_inputs(IDENTITIES, PROMPTS)
     pairs = make_pairs(identities, prompts, cfg.val_fraction, params.seed, cfg.max_identities)
+    scorer = emotion_scorer(params)
     context = RewardContext(generator=params.generator, rewards=cfg, extract=params.extract_aus, a_max=a_max_value(params),
                             base_seed=params.seed, image_dir=str(IMAGES), landmarks=identity_landmarks(identities),
-                            au_rows_path=str(FRAMES), device=ranks.device)
+                            au_rows_path=str(FRAMES), scorer=scorer, device=ranks.device)
     store = ShardStore(SHARDS, fingerprint(context, pairs))
     shards = shard_pairs(pairs, cfg.shard_pairs)
     done = store.finished(len(shards)) if ranks.rank == 0 else set()
@@ -71,10 +81,11 @@ def run_rewards_stage(params: Params) -> None:
         store.write(index, frame)
     if not ranks.finish():
         return
-    write_outputs(params, pairs, store.merged(len(shards)), store.fingerprint, context.a_max)
+    write_outputs(params, pairs, store.merged(len(shards)), store.fingerprint, context.a_max, scorer)
 
 
-def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, digest: str, a_max: float) -> None:
+def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, digest: str, a_max: float,
+                  scorer: EmotionScorer) -> None:
     """The reward table, the pairs, the timings, metrics and the per-action figure."""
     timings = merged[["video_id", *[c for c in TIMING_COLUMNS if c in merged]]]
     table = merged.drop(columns=[c for c in TIMING_COLUMNS if c in merged])
@@ -87,6 +98,7 @@ def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, dig
     metrics = {"pairs": len(pairs), "train_pairs": int((pairs.split == "train").sum()),
                "val_pairs": int((pairs.split == "val").sum()), "videos": len(table), "failed": len(failed),
                "generator": params.generator.generator, "a_max": round(a_max, 4),
+               "emotion_scorer_train_clips": scorer.n_clips,
                "mean": {c: round(float(ok[c].mean()), 4) for c in COMPONENTS},
                "mean_seconds_per_video": round(float(timings.seconds.mean()), 4)}
     with staged_outputs() as out:

@@ -48,7 +48,7 @@ from argen.identities import read_identity_image
 from argen.io import read_table, staged_outputs
 from argen.params import ExtractAUsParams, GeneratorParams, RewardsParams
 from argen.paths import REWARD_VIDEOS
-from argen.rewards.components import RewardSettings, VideoAuditor
+from argen.rewards.components import EmotionScorer, RewardSettings, VideoAuditor
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ ROW_MODULES: tuple[str, ...] = ("generators/factory.py", "generators/guidance.py
 #: ``rewards`` keys that change how the work runs, not what it computes.
 EXECUTION_KEYS: tuple[str, ...] = ("workers", "shard_pairs", "keep_videos")
 #: Component columns of the reward table.
-COMPONENTS: tuple[str, ...] = ("R_S", "R_Q", "Q_m", "Q_M", "R_F", "R_E", "R_A")
+COMPONENTS: tuple[str, ...] = ("R_S", "R_Q", "Q_m", "Q_M", "R_F", "R_E", "R_A", "R_C")
 TIMING_COLUMNS: tuple[str, ...] = ("generate_seconds", "seconds")
 
 
@@ -111,6 +111,7 @@ class RewardContext:
     image_dir: str
     landmarks: dict[str, np.ndarray]   # identity -> (68, 2)
     au_rows_path: str                  # extract_aus rows (the warp generator fits on them)
+    scorer: EmotionScorer | None = None   # R_C's classifier, fitted on the training split's clips
     device: str = ""
 
 
@@ -156,7 +157,8 @@ def fingerprint(context: RewardContext, pairs: pd.DataFrame) -> str:
                 # shard_pairs changes no row but decides which pairs a shard index holds
                 "rewards": context.rewards.model_dump(mode="json", exclude={"workers", "keep_videos"}),
                 "extract": context.extract.model_dump(mode="json") if context.rewards.au_backend == "openface" else {},
-                "a_max": round(context.a_max, 9), "base_seed": context.base_seed}
+                "a_max": round(context.a_max, 9), "base_seed": context.base_seed,
+                "scorer": context.scorer.digest() if context.scorer is not None else None}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     package = Path(__file__).resolve().parents[1]
     for path in sorted([*(package / name for name in ROW_MODULES), *(package / "extract").glob("*.py"),
@@ -197,7 +199,7 @@ def _init_worker(context: RewardContext) -> None:
                               contrast_ref=context.rewards.contrast_ref, face_min_size=context.rewards.face_min_size,
                               a_max=context.a_max, active_threshold=context.rewards.active_threshold)
     _worker.update(generator=make_generator(cfg, rows), context=context,
-                   auditor=VideoAuditor(make_backend(extract), haar_cascade(), settings))
+                   auditor=VideoAuditor(make_backend(extract), haar_cascade(), settings, context.scorer))
 
 
 def compute_shard(index: int, pairs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
@@ -219,7 +221,7 @@ def compute_shard(index: int, pairs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
                 start = time.perf_counter()
                 try:
                     video, record = generator.generate(item, action, seed, context.rewards.frames)
-                    audit = auditor.audit(video, item.prompt_aus, action[0], steps_max)
+                    audit = auditor.audit(video, item.prompt_aus, action[0], steps_max, pair.emotion)
                 except (ValueError, RuntimeError, OSError) as err:
                     rows.append(row | {"status": f"failed: {type(err).__name__}: {err}"})
                     continue
