@@ -2,9 +2,10 @@
 
 Reads ``ard``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
 model (``models/motion`` for ``motion``; extract_aus rows for ``warp``). Writes
-``reports/generator/contact_sheet.png`` (demo identities and, with ``preview.real_face``, the astronaut,
-frames 1, 6, 11, 16) and ``reports/generator/metrics.json`` (per clip: what ran, seconds, folded triangles,
-mouth opening).
+``reports/generator/contact_sheet.png`` (the dataset's identities and, with ``preview.real_face``, the
+astronaut, frames 1, 6, 11, 16), ``reports/generator/metrics.json`` (per clip: what ran, folded triangles,
+mouth opening; ``fer2013_judge``: the FER2013 judge's figures per scarce emotion on the real-face clips) and
+``reports/generator/fer2013_judge.csv`` (the judge's reading of every real-face clip).
 """
 
 import logging
@@ -13,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from argen.ard.generator import make_generator
-from argen.ard.preview import contact_sheet, preview_items, run_preview
+from argen.ard.preview import contact_sheet, judge_real_clips, preview_items, run_preview
 from argen.errors import InputError
+from argen.evaluate.fer2013 import summarise
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
@@ -38,14 +40,20 @@ def main(params: Params) -> None:
         raise InputError(f"{PROMPTS} has no prompt for any scarce class ({params.decompose.scarce_classes})")
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
     generator = make_generator(ard, frames)
-    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face)
+    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face, params.data.source)
     videos, records = run_preview(items, generator, cfg.action, cfg.seed, ard.n_frames)
+    judged, unscored = judge_real_clips(items, videos)
     summary = preview_summary(records)
+    summary["fer2013_judge"] = {"per_emotion": summarise(judged), "unscored": unscored}
     with staged_outputs() as out:
         contact_sheet(videos, cfg.frames, out.path(REPORTS / "contact_sheet.png"))
         out.json(summary, REPORTS / "metrics.json")
+        judged.to_csv(out.path(REPORTS / "fer2013_judge.csv"), index=False)
     log.info("%d clips with %s, action %s, %.2f s per clip: %s", len(records), ard.generator, cfg.action,
-             records.seconds.mean(), {k: v for k, v in summary.items() if k != "clips"})
+             records.seconds.mean(), {k: v for k, v in summary.items() if k not in ("clips", "fer2013_judge")})
+    for row in summary["fer2013_judge"]["per_emotion"]:
+        log.info("FER2013 judge, %s: target probability %+.3f at the apex (mean of %d real-face clips), top class "
+                 "in %d", row["emotion"], row["mean_delta"], row["clips"], row["became_top"])
 
 
 def preview_summary(records: pd.DataFrame) -> dict:
