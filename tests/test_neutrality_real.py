@@ -99,3 +99,30 @@ def test_slightly_parted_lips_fail() -> None:
     parted[[65, 66, 67]] += (0.045 - gap_now) * iod * down
     parted[[55, 56, 57, 58, 59]] += (0.045 - gap_now) * iod * down
     assert neutrality_failures(parted[None], IdentitiesParams()).iloc[0]["mouth open"]
+
+
+@pytest.mark.parametrize("variant", ["original", "+1 stop", "-1 stop", "warm", "closed smile"])
+def test_astronaut_cues_survive_exposure_and_white_balance(astronaut, variant: str) -> None:
+    """Skin and hair read the same whatever the exposure or cast: colours are balanced on her sclera (the warm
+    cast alone moved her raw cheek ITA from 66 to 50 degrees, fair to light)."""
+    from argen.asi.template import cue_readings, identity_cues
+
+    image, landmarks = astronaut
+    frame = {"original": image, "+1 stop": exposed(image, 1), "-1 stop": exposed(image, -1), "warm": warm(image),
+             "closed smile": closed_smile(image, landmarks)}[variant]
+    readings = {cue.name: cue for cue in cue_readings(frame, landmarks)}
+    assert readings["skin"].words == "fair-skinned" and readings["skin"].confidence == 1.0, readings["skin"]
+    assert readings["hair"].words in ("light-brown hair", "blond hair")
+    cues = identity_cues(frame, landmarks)
+    assert cues.startswith("fair-skinned, ") and "glasses" not in cues, cues
+
+
+def test_under_exposed_skin_tone_is_left_out(astronaut) -> None:
+    """Two stops under, her sclera is too dark to trust: no skin tone is said rather than a wrong one."""
+    from argen.asi.template import cue_readings, identity_cues
+
+    image, landmarks = astronaut
+    dark = exposed(image, -2.5)
+    skin = next(cue for cue in cue_readings(dark, landmarks) if cue.name == "skin")
+    assert skin.confidence == 0.0
+    assert "skin" not in identity_cues(dark, landmarks)
