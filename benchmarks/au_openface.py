@@ -8,7 +8,8 @@ CSVs computed beforehand (``--openface-csv DIR``: ``DIR/<clip>.csv`` or ``DIR/<c
 
 Per AU it prints, over the frames where both found a face: OpenFace's mean intensity, the share of frames
 where OpenFace's intensity reaches ``--active-intensity`` and where its presence ``AUxx_c`` is 1, the
-landmarks backend's mean, the mean absolute difference, Pearson r pooled over all clips, and the mean of
+landmarks backend's mean and active share, the scale (landmarks mean over OpenFace's), the mean absolute
+difference, Pearson r pooled over all clips, and the mean of
 the per-clip r (where both series vary). "Active" AUs (marked ``*``) are those whose OpenFace intensity
 reaches ``--active-intensity`` on at least ``--active-share`` of the frames; the summary line is the mean
 pooled r over them. Per clip it prints the face-found rates and the mean r over the AUs active in it.
@@ -16,6 +17,11 @@ pooled r over them. Per clip it prints the face-found rates and the mean r over 
 The landmarks backend's constructor options come from its signature: each keyword parameter is an option
 (``--reference population``, ``--smooth-frames 3``, ...) and any of them can also be given as
 ``--backend-arg name=value`` (repeatable), so new parameters need no change here.
+
+``--openface-model`` and ``--openface-arg`` default to ``extract_aus.openface_model`` and
+``extract_aus.openface_args`` of ``--params`` (params.yaml), so a build without the CEN models runs with
+``--openface-model model/main_clnf_general.txt``. The benchmark exits non-zero when OpenFace fails on
+every clip.
 
 Usage (from the repository root):
     python -m benchmarks.au_openface --frames FRAMES_DIR --openface-csv OPENFACE_OUT_DIR [--csv table.csv]
@@ -44,7 +50,7 @@ from argen.io import list_frames
 
 #: Benchmark options that a backend parameter must not shadow (such parameters stay reachable by --backend-arg).
 _OWN_OPTIONS = {"frames", "openface_bin", "openface_csv", "no_au_static", "clips", "max_frames", "active_intensity",
-                "active_share", "csv", "backend_arg", "help"}
+                "active_share", "csv", "backend_arg", "help", "openface_model", "openface_arg", "params"}
 
 
 def backend_parameters() -> dict[str, inspect.Parameter]:
@@ -164,6 +170,13 @@ def main() -> None:
     source.add_argument("--openface-bin", help="OpenFace FeatureExtraction, run via the project's openface backend")
     source.add_argument("--openface-csv", type=Path, help="folder of OpenFace CSVs: <clip>.csv or <clip>/*.csv")
     parser.add_argument("--no-au-static", action="store_true", help="--openface-bin without -au_static")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="where --openface-model and --openface-arg default from (extract_aus.openface_model, "
+                             "extract_aus.openface_args)")
+    parser.add_argument("--openface-model", help="--openface-bin's landmark model (-mloc), e.g. "
+                        "model/main_clnf_general.txt on a build without the CEN models (default: the params file's)")
+    parser.add_argument("--openface-arg", action="append", metavar="ARG",
+                        help="an extra FeatureExtraction argument, repeatable (default: the params file's)")
     parser.add_argument("--clips", nargs="+", help="only these clip folder names")
     parser.add_argument("--max-frames", type=int, default=0, help="first N frames of each clip (0: all)")
     parser.add_argument("--active-intensity", type=float, default=1.0,
@@ -183,9 +196,15 @@ def main() -> None:
     args = parser.parse_args()
 
     landmarks = LandmarkAUBackend(**backend_kwargs(args, params))
-    openface = CapturingOpenFace(args.openface_bin, au_static=not args.no_au_static) if args.openface_bin else None
+    openface = None
+    if args.openface_bin:
+        from argen.params import load_params
+        configured = load_params(args.params).extract_aus if args.params.is_file() else None
+        model = args.openface_model if args.openface_model is not None else (configured.openface_model if configured else "")
+        extra = args.openface_arg if args.openface_arg is not None else (configured.openface_args if configured else [])
+        openface = CapturingOpenFace(args.openface_bin, au_static=not args.no_au_static, model=model, extra_args=extra)
     folders = clip_folders(args.frames, args.clips)
-    of_parts, lm_parts = [], []
+    of_parts, lm_parts, failed = [], [], 0
     for folder in folders:
         clip = folder.name
         names_all = list_frames(folder)
@@ -218,6 +237,7 @@ def main() -> None:
             of_rows = of_rows[of_rows.frame_file.isin(names)].reset_index(drop=True)
             of_rows["frame"] = np.arange(len(of_rows))
         except OpenFaceError as err:
+            failed += 1
             print(f"warning: OpenFace on clip {clip}: {err}; counted as no face", file=sys.stderr)
             of_rows = lm_parts[-1][["clip_id", "frame", "frame_file"]].copy()
             of_rows["success"] = False
@@ -227,6 +247,8 @@ def main() -> None:
         print(f"  {clip}: {len(names)} frames", file=sys.stderr)
     if not lm_parts:
         raise SystemExit("no clip could be read")
+    if failed == len(of_parts):
+        raise SystemExit(f"OpenFace failed on all {failed} clips (see the warnings above): nothing to compare")
 
     est = landmarks.finalize(pd.concat(lm_parts, ignore_index=True)).reset_index(drop=True)
     ref = pd.concat(of_parts, ignore_index=True).reset_index(drop=True)
@@ -263,18 +285,21 @@ def main() -> None:
                      "openface_active_share": share,
                      "openface_c_share": float(np.nanmean(presence)) if np.isfinite(presence).any() else np.nan,
                      "landmarks_mean": float(lm.mean()) if len(lm) else np.nan,
+                     "landmarks_active_share": float((lm >= args.active_intensity).mean()) if len(lm) else np.nan,
+                     "scale": float(lm.mean() / of.mean()) if len(of) and of.mean() > 0 else np.nan,
                      "mae": float(np.abs(of - lm).mean()) if len(of) else np.nan, "r_pooled": r_pooled,
                      "r_clip_mean": float(np.mean(clip_rs)) if clip_rs else np.nan, "n_clips_r": len(clip_rs)})
     table = pd.DataFrame(rows)
 
     t = args.active_intensity
-    print(f"\n{'AU':9s}{'OF mean':>8s}{f'OF>={t:g}':>8s}{'OF _c':>7s}{'LM mean':>8s}{'MAE':>6s}"
-          f"{'r pooled':>9s}{'r clip':>8s}{'n':>4s}")
+    print(f"\n{'AU':9s}{'OF mean':>8s}{f'OF>={t:g}':>8s}{'OF _c':>7s}{'LM mean':>8s}{f'LM>={t:g}':>8s}{'scale':>6s}"
+          f"{'MAE':>6s}{'r pooled':>9s}{'r clip':>8s}{'n':>4s}")
     for row in table.itertuples():
         print(f"{row.au + ('*' if row.active else ''):9s}{row.openface_mean:8.2f}{100 * row.openface_active_share:7.0f}%"
-              f"{100 * row.openface_c_share:6.0f}%{row.landmarks_mean:8.2f}{row.mae:6.2f}{row.r_pooled:9.2f}"
-              f"{row.r_clip_mean:8.2f}{row.n_clips_r:4d}")
-    print(f"* active: OpenFace intensity >= {t:g} on >= {100 * args.active_share:g}% of the frames both found a face on")
+              f"{100 * row.openface_c_share:6.0f}%{row.landmarks_mean:8.2f}{100 * row.landmarks_active_share:7.0f}%"
+              f"{row.scale:6.2f}{row.mae:6.2f}{row.r_pooled:9.2f}{row.r_clip_mean:8.2f}{row.n_clips_r:4d}")
+    print(f"* active: OpenFace intensity >= {t:g} on >= {100 * args.active_share:g}% of the frames both found a face on; "
+          f"scale: landmarks mean / OpenFace mean (1 = the same scale)")
     clip_means = table.loc[table.active, "r_clip_mean"].to_numpy(float)
     print(f"mean r over AUs OpenFace activates ({len(active)}): pooled {np.nanmean(active) if active else np.nan:.3f}, "
           f"per-clip {np.nanmean(clip_means) if np.isfinite(clip_means).any() else np.nan:.3f}; "
