@@ -212,7 +212,7 @@ class ASIParams(_Section):
 
 
 class MotionModelParams(_Section):
-    """The ``motion`` generator's landmark-motion diffusion model (``motion_model:``); see :mod:`argen.ard.motion`.
+    """The ``motion`` generator's landmark-motion diffusion model (``motion_model:``); see :mod:`argen.generators.motion`.
 
     Trained on the training split's landmark tracks from extract_aus. ``n_frames`` is M, the motion's
     length (the generated video's). A clip with fewer than ``min_frames`` detected frames gives no track;
@@ -245,8 +245,8 @@ class MotionModelParams(_Section):
         return self
 
 
-class ARDParams(_Section):
-    """The generation engine (``ard:``, sec. 3.1 and 3.3); see :mod:`argen.ard`.
+class GeneratorParams(_Section):
+    """The video generator (``generator:``, sec. 3.1 and 3.3); see :mod:`argen.generators`.
 
     ``generator``: ``motion`` (CPU default: landmark-motion diffusion from ``motion_path``, rendered by a
     warp), ``warp`` (CPU, landmark warp; T has no effect) or ``ti2v`` (TI2V-Zero on ModelScope T2V
@@ -259,15 +259,6 @@ class ARDParams(_Section):
     t = 991) or ``diffusers`` (leading spacing: 15 steps from 925); records keep the steps run.
     ``queue``: ``reencode`` (the reference: each generated frame is decoded and re-encoded into the
     queue, one VAE decode + encode per frame) or ``latent`` (the queue keeps the DDIM latent).
-
-    The policy (sec. 3.3, Algorithm 1; :mod:`argen.ard.policy`): total reward R = R_S + lambda (w_Q R_Q +
-    w_F R_F + w_E R_E) + ``weight_au`` R_A + ``weight_human`` R_H (eq. 18, plus two optional terms, weight 0 by default;
-    R_H from ``ratings_csv``; ``weight_quality``, ``weight_face``, ``weight_expression`` are w_Q, w_F, w_E, 1
-    in the paper, 0 to drop a reward as table 4 does); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others
-    get -``gamma``; ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1);
-    Adam ``policy_lr``, ``policy_batch`` pairs per step, ``policy_steps`` steps. ``policy`` picks the
-    actions of the generate stage: ``learned`` (argmax of the trained policy), ``random`` or ``fixed``
-    (``fixed_action``), the paper's ablations.
     """
 
     generator: Literal["motion", "warp", "ti2v"] = "motion"
@@ -286,6 +277,29 @@ class ARDParams(_Section):
     schedule: Literal["modelscope", "diffusers"] = "modelscope"
     queue: Literal["reencode", "latent"] = "reencode"
     warp_ridge: float = Field(1.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "GeneratorParams":
+        if self.g_min > self.g_max:
+            raise ValueError("g_min must not exceed g_max")
+        if self.motion_g_min > self.motion_g_max:
+            raise ValueError("motion_g_min must not exceed motion_g_max")
+        if self.size % 8:
+            raise ValueError("size must be a multiple of 8 (the VAE downsamples by 8)")
+        return self
+
+
+class ARDParams(_Section):
+    """The adaptive policy (``ard:``, sec. 3.3, Algorithm 1 stage 1); see :mod:`argen.policy`.
+
+    Total reward R = R_S + lambda (w_Q R_Q + w_F R_F + w_E R_E) + ``weight_au`` R_A + ``weight_human`` R_H
+    (eq. 18, plus two optional terms, weight 0 by default; R_H from ``ratings_csv``; ``weight_quality``,
+    ``weight_face``, ``weight_expression`` are w_Q, w_F, w_E, 1 in the paper, 0 to drop a reward as table 4
+    does); per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others get -``gamma``;
+    ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1); Adam ``policy_lr``,
+    ``policy_batch`` pairs per step, ``policy_steps`` steps.
+    """
+
     lambda_: float = Field(3.0, ge=0.0, alias="lambda")
     gamma: float = Field(1.0, ge=0.0)
     top_k: int = Field(2, ge=1)
@@ -302,8 +316,6 @@ class ARDParams(_Section):
     policy_steps: int = Field(2000, ge=1)
     policy_d_model: int = Field(64, ge=8, le=1024)
     policy_seed: int = Field(0, ge=0)
-    policy: Literal["learned", "random", "fixed"] = "learned"
-    fixed_action: tuple[int, float, float] = (20, 2.0, 2.0)
 
     @model_validator(mode="after")
     def _bounds(self) -> "ARDParams":
@@ -311,21 +323,11 @@ class ARDParams(_Section):
             raise ValueError(f"top_k ({self.top_k}) must not exceed candidates ({self.candidates})")
         if self.weight_human > 0 and not self.ratings_csv:
             raise ValueError("weight_human > 0 needs ard.ratings_csv, the CSV of human ratings (clip,rating)")
-        if (self.fixed_action[0] not in (5, 10, 15, 20)
-                or tuple(self.fixed_action[1:]) not in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0))):
-            raise ValueError(f"fixed_action {list(self.fixed_action)} is not in the action space "
-                             "S_T x S_ab = {5, 10, 15, 20} x {(2, 2), (3, 2), (2, 3)}")
-        if self.g_min > self.g_max:
-            raise ValueError("g_min must not exceed g_max")
-        if self.motion_g_min > self.motion_g_max:
-            raise ValueError("motion_g_min must not exceed motion_g_max")
-        if self.size % 8:
-            raise ValueError("size must be a multiple of 8 (the VAE downsamples by 8)")
         return self
 
 
 class RewardsParams(_Section):
-    """The reward table (``rewards:``, eq. 14-17, supp. D); see :mod:`argen.ard.reward_table`.
+    """The reward table (``rewards:``, eq. 14-17, supp. D); see :mod:`argen.rewards.table`.
 
     Pairs (identity x scarce-emotion prompt) are split ``val_fraction`` for validation, by identity and
     seeded; ``max_identities`` (0 = all) caps the identities used. Every pair is generated with each of
@@ -368,11 +370,23 @@ class GenerateParams(_Section):
     ``per_class``: generated clips per scarce emotion (the scarcest should gain the most, as the paper's
     table 7); pairs are drawn seeded from every identity x prompt of the emotion, and when more clips
     than identities are asked for, identities repeat with new seeds. ``jpeg_quality`` of the frames.
+    ``policy`` picks each clip's action: ``learned`` (argmax of the trained policy), ``random`` or ``fixed``
+    (``fixed_action``, also the policy stage's fixed baseline), the paper's ablations.
     """
 
     per_class: dict[EmotionName, int] = Field(default_factory=lambda: {"surprise": 10, "disgust": 20, "fear": 15})
     jpeg_quality: int = Field(95, ge=30, le=100)
     contact_sheet: int = Field(9, ge=0, le=64)
+    policy: Literal["learned", "random", "fixed"] = "learned"
+    fixed_action: tuple[int, float, float] = (20, 2.0, 2.0)
+
+    @model_validator(mode="after")
+    def _in_action_space(self) -> "GenerateParams":
+        if (self.fixed_action[0] not in (5, 10, 15, 20)
+                or tuple(self.fixed_action[1:]) not in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0))):
+            raise ValueError(f"fixed_action {list(self.fixed_action)} is not in the action space "
+                             "S_T x S_ab = {5, 10, 15, 20} x {(2, 2), (3, 2), (2, 3)}")
+        return self
 
     @field_validator("per_class")
     @classmethod
@@ -536,6 +550,7 @@ class Params(_Section):
     au_kb: AUKnowledgeBaseParams = Field(default_factory=AUKnowledgeBaseParams)
     asi: ASIParams = Field(default_factory=ASIParams)
     motion_model: MotionModelParams = Field(default_factory=MotionModelParams)
+    generator: GeneratorParams = Field(default_factory=GeneratorParams)
     ard: ARDParams = Field(default_factory=ARDParams)
     preview: PreviewParams = Field(default_factory=PreviewParams)
     rewards: RewardsParams = Field(default_factory=RewardsParams)

@@ -38,16 +38,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from argen.ard.generator import GenerationInput, MotionVideoGenerator, make_generator, prompt_aus_from_line
-from argen.ard.motion import MotionGuidance, condition_from_prompt, motion_to_pixels, sample_motion
-from argen.ard.preview import astronaut_face
+from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator, prompt_aus_from_line
+from argen.generators.motion import MotionGuidance, condition_from_prompt, motion_to_pixels, sample_motion
+from argen.generators.preview import astronaut_face
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.extract import landmarks_of
 from argen.extract.landmarks import LandmarkAUBackend, geometric_measures, intensities_from_deltas
 from argen.face import FaceAnalyzer
 from argen.io import list_frames
 from argen.params import load_params
-from argen.recognize.metrics import wilson_interval
+from argen.stats import wilson_interval
 
 ACTIVE = 1.5
 AB = [(2.0, 2.0), (3.0, 2.0), (2.0, 3.0)]
@@ -111,7 +111,7 @@ def expression_shows(params, generator, backend, inputs, quick: bool) -> None:
     action = tuple(params.preview.action)
     generated, labels = [], []
     for emotion, item in inputs:
-        video, _ = generator.generate(item, action, params.preview.seed, params.ard.n_frames)
+        video, _ = generator.generate(item, action, params.preview.seed, params.generator.n_frames)
         generated.append(video)
         labels.append(emotion)
     gen_pred = classifier.predict(np.nan_to_num(np.stack([clip_features(a) for a in extract(generated, backend)])))
@@ -136,7 +136,7 @@ def motion_aus(motion: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def t_matters(params, model, inputs, seeds: int) -> None:
     print("\n== 2. T matters (motion only: T steps of DDIM, one batched denoiser call per step) ==")
-    guidance = MotionGuidance(params.ard.motion_g_min, params.ard.motion_g_max, params.ard.guidance_form)
+    guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max, params.generator.guidance_form)
     rows = []
     for emotion, item in inputs:
         condition, _ = condition_from_prompt(item.prompt_aus)
@@ -167,7 +167,7 @@ def peak_frame(params, generator, backend, inputs) -> None:
     for a, b in AB:
         videos, wanted = [], []
         for _, item in inputs:
-            video, _ = generator.generate(item, (steps, a, b), params.preview.seed, params.ard.n_frames)
+            video, _ = generator.generate(item, (steps, a, b), params.preview.seed, params.generator.n_frames)
             videos.append(video)
             wanted.append([INTENSITY_AUS.index(au) for au in item.prompt_aus if au in INTENSITY_AUS])
         peaks = []
@@ -202,7 +202,7 @@ def real_face(params, generator, inputs) -> None:
     faces += [(f"demo {k}", item) for k, item in enumerate(surprise)]
     for name, item in faces:
         video, record = generator.generate(item, tuple(params.preview.action), params.preview.seed,
-                                           params.ard.n_frames)
+                                           params.generator.n_frames)
         render = record.get("render", {})
         brow, gap, frame, missed = brow_and_gap(video, analyzer)
         print(f"{name:10s} folded triangles per frame max {max(render.get('folded_after', [0]))}, "
@@ -217,7 +217,7 @@ def speed(params, model_path: str, inputs) -> None:
     cv2.setNumThreads(1)
     item = inputs[0][1]
     for size in (128, 256):
-        generator = make_generator(params.ard.model_copy(update={"size": size, "motion_path": model_path}))
+        generator = make_generator(params.generator.model_copy(update={"size": size, "motion_path": model_path}))
         for steps in (5, 20):
             generator.generate(item, (steps, 2.0, 2.0), 0, 16)
             start = time.perf_counter()
@@ -232,17 +232,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer prompts and seeds")
     args = parser.parse_args()
     params = load_params()
-    ard = params.ard.model_copy(update={"generator": "motion"})
-    generator: MotionVideoGenerator = make_generator(ard)
+    generator_cfg = params.generator.model_copy(update={"generator": "motion"})
+    generator: MotionVideoGenerator = make_generator(generator_cfg)
     backend = LandmarkAUBackend(smooth_frames=params.extract_aus.smooth_frames)
     emotions = params.decompose.scarce_classes
     inputs = demo_inputs(emotions, 10 if args.quick else None)
-    print(f"motion model {ard.motion_path}: {generator.model.config.training}")
+    print(f"motion model {generator_cfg.motion_path}: {generator.model.config.training}")
     expression_shows(params, generator, backend, inputs, args.quick)
     t_matters(params, generator.model, demo_inputs(emotions, 5 if args.quick else 20), 1 if args.quick else 3)
     peak_frame(params, generator, backend, demo_inputs(emotions, 5 if args.quick else 30))
     real_face(params, generator, inputs)
-    speed(params, ard.motion_path, inputs)
+    speed(params, generator_cfg.motion_path, inputs)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from argen.ard.comparison import fit_and_compare, reward_cubes, total_reward
-from argen.ard.policy import ACTIONS, PolicySettings
-from argen.ard.reward_table import COMPONENTS
-from argen.ard.state import pair_states
+from argen.policy.comparison import fit_and_compare, reward_cubes, total_reward
+from argen.actions import ACTIONS
+from argen.policy.reinforce import PolicySettings
+from argen.rewards.table import COMPONENTS
+from argen.policy.state import pair_states
 from argen.extract import LANDMARK_COLUMNS
 from argen.params import load_params
 
@@ -46,7 +47,7 @@ def main() -> None:
     pairs = pairs.set_index("pair_id").loc[complete].reset_index()
     identities = pd.read_parquet("data/interim/identities.parquet", columns=["clip_id", "image_file",
                                                                               *LANDMARK_COLUMNS])
-    image_emb, text_emb, encoder = pair_states(ard, pairs, identities.set_index("clip_id"),
+    image_emb, text_emb, encoder = pair_states(params.generator, pairs, identities.set_index("clip_id"),
                                                Path("data/interim/identities"))
     train = (pairs.split == "train").to_numpy()
     print(f"reward table: {len(table)} videos, {int(train.sum())} training / {int((~train).sum())} validation pairs; "
@@ -56,7 +57,7 @@ def main() -> None:
         settings = PolicySettings(candidates=ard.candidates, top_k=ard.top_k, gamma=ard.gamma, lr=ard.policy_lr,
                                   batch_size=ard.policy_batch, steps=ard.policy_steps,
                                   advantage=args.advantage or ard.advantage, d_model=ard.policy_d_model, seed=seed)
-        outcome = fit_and_compare(cubes, image_emb, text_emb, train, settings, ard.fixed_action)
+        outcome = fit_and_compare(cubes, image_emb, text_emb, train, settings, params.generate.fixed_action)
         diff = outcome.difference
         print(f"\nseed {seed}: best fixed {ACTIONS[outcome.best_fixed]}; learned chose "
               f"{pd.Series([ACTIONS[k] for k in outcome.learned]).value_counts().to_dict()}")

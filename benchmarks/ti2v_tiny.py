@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from argen.ard.ti2v import SamplerConfig, sample
+from argen.generators.ti2v import SamplerConfig, sample
 from tests.test_ti2v import CROSS_DIM, get_dummy_components
 
 def main() -> None:

@@ -15,7 +15,7 @@ must agree: the script prints the outputs' max difference beside the speed-up.
 ``--model real`` builds ModelScope T2V's UNet3DConditionModel (about 1.4B parameters) and SD's VAE with
 random weights (timing needs no trained weights; nothing is downloaded) and is meant for a GPU (fp16 UNet,
 fp32 VAE, as in the reference); ``--model tiny`` runs the same comparison with the test suite's tiny
-components on CPU. ``--resample`` defaults to ``ard.resample_iters`` in params.yaml.
+components on CPU. ``--resample`` defaults to ``generator.resample_iters`` in params.yaml.
 
 Usage (from the project root): python -m benchmarks.ti2v_vs_reference --model real --device cuda --steps 10
 """
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet3DConditionModel
 
-from argen.ard.guidance import guidance_curve
-from argen.ard.ti2v import SamplerConfig, TI2VComponents, ddim_scheduler, image_to_tensor, sample, tensor_to_uint8
+from argen.generators.guidance import guidance_curve
+from argen.generators.ti2v import SamplerConfig, TI2VComponents, ddim_scheduler, image_to_tensor, sample, tensor_to_uint8
 from argen.params import load_params
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     if args.resample is None:
-        args.resample = load_params(args.params).ard.resample_iters
+        args.resample = load_params(args.params).generator.resample_iters
 
     dtype = torch.float16 if args.device.startswith("cuda") else torch.float32
     if args.model == "real":

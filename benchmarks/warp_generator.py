@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argen.ard.warp import WarpGenerator, fit_au_landmark_model
+from argen.generators.warp import WarpGenerator, fit_au_landmark_model
 from argen.aus import INTENSITY_AUS
 from argen.demo.dataset import render_face
 from argen.demo.face import FaceShape, expressive_landmarks, neutral_landmarks

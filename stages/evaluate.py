@@ -1,6 +1,7 @@
 """Stage ``evaluate`` (paper tables 1, 4, 5, 8; supp. D): how close ARGen's clips are to real ones.
 
-Reads ``seed``, ``evaluate``, ``asi``, ``ard``, ``extract_aus``, ``rewards.active_threshold``, ``demo`` and
+Reads ``seed``, ``evaluate``, ``asi``, ``generator``, ``generate.policy`` and ``generate.fixed_action``,
+``extract_aus``, ``rewards.active_threshold``, ``demo`` and
 ``data``; the clip table, the knowledge base, the policy and the generator's model; the tracks of the
 original, generated (D3) and oracle sets; and the recognition judge. Writes:
 
@@ -24,10 +25,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from argen.ard.augment import generate_set, policy_actions
-from argen.ard.generator import make_generator, prompt_aus_from_line
-from argen.ard.preview import contact_sheet
-from argen.ard.rewards import au_fidelity
+from argen.policy.augment import generate_set, policy_actions
+from argen.generators.factory import make_generator, prompt_aus_from_line
+from argen.generators.preview import contact_sheet
+from argen.rewards.components import au_fidelity
 from argen.aus import INTENSITY_COLUMNS
 from argen.errors import InputError
 from argen.evaluate.features import SPACES, au_trajectories, descriptor_features, i3d_features
@@ -129,7 +130,7 @@ def load_detectors(params: Params) -> tuple[object | None, dict, object | None, 
 
 
 def main(params: Params) -> None:
-    cfg, ard = params.evaluate, params.ard
+    cfg, generator_cfg = params.evaluate, params.generator
     detector, fvd, lpips, lpips_note = load_detectors(params)  # fail on bad weights before any work
     table, where = evaluation_clips(params)
     if table.empty:
@@ -145,16 +146,17 @@ def main(params: Params) -> None:
         prompts, on=["identity_id", "emotion"], how="left")
     pairs.insert(0, "number", np.arange(len(pairs)))
     pairs["round"] = 0
-    actions = policy_actions(ard, pairs, images, landmarks, params.seed, POLICY)
-    au_rows = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
-    generator = make_generator(ard, au_rows)
+    actions = policy_actions(params.generate, generator_cfg, pairs, images, landmarks, params.seed, POLICY)
+    au_rows = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if generator_cfg.generator == "warp" else None
+    generator = make_generator(generator_cfg, au_rows)
     floor_wanted = cfg.floor and params.data.source == "demo" and cfg.source == "pipeline"
     with staged_outputs() as out:
         root = out.path(OUT)
         (root / "generated").mkdir(parents=True)
         with tqdm(total=len(pairs), desc="generating evaluation clips", unit="clip") as progress:
             index = generate_set(pairs, actions, generator, images, landmarks, root / "generated",
-                                 OUT / "generated", ard.n_frames, params.seed, 95, ard.policy, progress)
+                                 OUT / "generated", generator_cfg.n_frames, params.seed, 95,
+                                 params.generate.policy, progress)
         index["real_clip_id"] = pairs.identity_id.to_numpy()
         index["prompt_action"] = pairs.action.to_numpy()
         staged = index.assign(frames_dir=[str(root / "generated" / c) for c in index.clip_id])
@@ -227,15 +229,15 @@ def main(params: Params) -> None:
         feature_rows = pd.DataFrame([{"set": name, "clip_id": cid, "space": space, "values": vector.tolist()}
                                      for name, clips, by_space in labelled for space, matrix in by_space.items()
                                      for cid, vector in zip(clips.clip_id, matrix)])
-        meta = provenance("evaluate", params, "evaluate", "asi", "ard", "extract_aus", source=where,
-                          backend=params.extract_aus.backend, generator=generator.name, policy=ard.policy,
+        meta = provenance("evaluate", params, "evaluate", "asi", "generator", "extract_aus", source=where,
+                          backend=params.extract_aus.backend, generator=generator.name, policy=params.generate.policy,
                           fvd=str(fvd["computed"]))
         write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1, judge, fvd, lpips_note,
                      len(table), skipped, generator.name)
         write_parquet(clips_out, root / "clips.parquet", metadata=meta)
         write_parquet(feature_rows, root / "features.parquet", metadata=meta)
         write_parquet(skipped, root / "skipped.parquet", metadata=meta)
-        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.png"), ard.size)
+        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.png"), generator_cfg.size)
     log.info("evaluated %d clips of %s (%d skipped): %s", len(inputs), where, len(skipped),
              {space: ground_truth["argen"][space].get("fd") for space in spaces})
 
@@ -255,7 +257,7 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
     backend = params.extract_aus.backend
     shown = dict(spaces)
     gt_caption = (f"The paper's protocol on the {where}: each real clip's first frame and label → ARGen "
-                  f"({params.asi.mode} prompts, {params.ard.policy} policy, generator {generator_name}) → compared "
+                  f"({params.asi.mode} prompts, {params.generate.policy} policy, generator {generator_name}) → compared "
                   f"with the real clip. {n_clips} evaluation clips, {len(skipped)} items skipped. AU trajectories "
                   f"from the `{backend}` AU backend; face descriptors from dlib. Value [95 % paired bootstrap "
                   f"interval]; sFD/tFD are mean ± sd over groups (eq. 33), a group needing {params.evaluate.min_group} "
@@ -286,7 +288,7 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
     f1_summary = {f"{s}/{e}": {"mean": round(float(g.f1.mean()), 4), "n": int(len(g))}
                   for (s, e), g in f1.groupby(["set", "emotion"])}
     out.json({"source": where, "clips": n_clips, "skipped": int(len(skipped)), "au_backend": backend,
-              "generator": generator_name, "policy": params.ard.policy, "asi_mode": params.asi.mode,
+              "generator": generator_name, "policy": params.generate.policy, "asi_mode": params.asi.mode,
               "fvd": fvd, "lpips": lpips_note, "ground_truth": ground_truth, "augmentation": augmentation,
               "diversity": div, "au_f1": f1_summary,
               "judge": None if judge is None else judge[["emotion", "clips", "share", "low", "high"]].to_dict("records")},

@@ -1,8 +1,8 @@
 """Stage ``generate`` (Algorithm 1 stage 2): the augmentation set D3.
 
-Reads ``seed``, ``generate``, ``ard`` (the generator and ``ard.policy``: learned, random or fixed), the
+Reads ``seed``, ``generate`` (with ``generate.policy``: learned, random or fixed), ``generator``, the
 identities and prompts, the trained policy (``models/policy``) and the generator's model. Writes
-``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``ard.n_frames`` frames at ``ard.size``),
+``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``generator.n_frames`` frames at ``generator.size``),
 ``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
 action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
 ``reports/generate/contact_sheet.png``.
@@ -22,10 +22,10 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from argen.ard.augment import choose_pairs, generate_set, policy_actions
-from argen.ard.generator import make_generator
-from argen.ard.preview import contact_sheet
-from argen.ard.reward_table import distributed_rank
+from argen.policy.augment import choose_pairs, generate_set, policy_actions
+from argen.generators.factory import make_generator
+from argen.generators.preview import contact_sheet
+from argen.rewards.table import distributed_rank
 from argen.errors import InputError, UserError
 from argen.extract import FRAME_COLUMNS, landmarks_of
 from argen.io import read_table, staged_outputs, write_parquet
@@ -45,11 +45,11 @@ log = logging.getLogger("argen.stages.generate")
 
 
 def main(params: Params) -> None:
-    ard, cfg = params.ard, params.generate
+    generator_cfg, cfg = params.generator, params.generate
     rank, world, local_rank = distributed_rank()
     if world > 1:
         device = f"cuda:{local_rank}" if torch.cuda.is_available() else ""
-        ard = ard.model_copy(update={"device": device}) if device else ard
+        generator_cfg = generator_cfg.model_copy(update={"device": device}) if device else generator_cfg
         torch.distributed.init_process_group("nccl" if device else "gloo")
     identities = read_table(IDENTITIES, ["clip_id", "image_file", *[f"x_{i}" for i in range(68)],
                                          *[f"y_{i}" for i in range(68)]], "identities").set_index("clip_id")
@@ -70,16 +70,16 @@ def main(params: Params) -> None:
         if image is None:
             raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
         images[identity], landmarks[identity] = image, landmarks_of(identities.loc[[identity]])[0]
-    actions = policy_actions(ard, pairs, images, landmarks, params.seed, POLICY)
-    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
-    generator = make_generator(ard, frames)
+    actions = policy_actions(cfg, generator_cfg, pairs, images, landmarks, params.seed, POLICY)
+    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if generator_cfg.generator == "warp" else None
+    generator = make_generator(generator_cfg, frames)
     mine = (np.arange(len(pairs)) % world) == rank
     work = WORK / f"rank_{rank}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     with tqdm(total=int(mine.sum()), desc="generate", unit="clip") as progress:
-        part = generate_set(pairs[mine], actions[mine], generator, images, landmarks, work, OUT, ard.n_frames,
-                            params.seed, cfg.jpeg_quality, ard.policy, progress)
+        part = generate_set(pairs[mine], actions[mine], generator, images, landmarks, work, OUT, generator_cfg.n_frames,
+                            params.seed, cfg.jpeg_quality, cfg.policy, progress)
     write_parquet(part, work / "index.parquet")
     if world > 1:
         torch.distributed.barrier()
@@ -96,19 +96,19 @@ def main(params: Params) -> None:
         for row in index.itertuples(index=False):
             if row.n_frames:
                 shutil.move(WORK / f"rank_{row.number % world}" / row.clip_id, folder / row.clip_id)
-        meta = provenance("generate", params, "generate", "ard", generator=generator.name, policy=ard.policy)
+        meta = provenance("generate", params, "generate", "generator", generator=generator.name, policy=cfg.policy)
         write_parquet(index, folder / "index.parquet", metadata=meta)  # inside the staged folder
         ok = index[index.status.str.startswith("ok")]
         shown = [(f"{r.emotion} | {r.identity_id} | T{r.T} ({r.a:g},{r.b:g})",
                   np.stack([cv2.imread(str(folder / r.clip_id / f)) for f in r.frames]))
                  for r in ok.head(cfg.contact_sheet).itertuples(index=False)]
         if shown:
-            shown_frames = sorted({int(round(f)) for f in np.linspace(1, ard.n_frames, 4)})
+            shown_frames = sorted({int(round(f)) for f in np.linspace(1, generator_cfg.n_frames, 4)})
             contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
         out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
     shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]
-    log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, ard.policy,
+    log.info("%d clips generated with %s (policy %s), %d failed; per class %s", len(ok), generator.name, cfg.policy,
              len(failed), ok.emotion.value_counts().to_dict())
     for reason, n in failed.status.value_counts().head(5).items():
         log.warning("  %d clips %s", n, reason)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from argen.ard.motion import MotionModelConfig, MotionModelError, TrainingSettings, train_motion_model, \
+from argen.generators.motion import MotionModelConfig, MotionModelError, TrainingSettings, train_motion_model, \
     training_tracks
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
@@ -47,7 +47,7 @@ def main(params: Params) -> None:
             f"{FRAMES}: only {n_tracks} usable landmark tracks in the training split ({len(tracks.skipped)} clips "
             f"skipped, {tracks.rows_without_face} rows without a face); the motion model needs at least "
             f"motion_model.min_tracks={cfg.min_tracks}. Process more training clips in extract_aus (raise "
-            f"extract_aus.sample_per_class) or use ard.generator: warp")
+            f"extract_aus.sample_per_class) or use generator.generator: warp")
     config = MotionModelConfig(n_frames=cfg.n_frames, d_model=cfg.d_model, n_layers=cfg.n_layers,
                                n_heads=cfg.n_heads)
     settings = TrainingSettings(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,

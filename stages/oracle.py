@@ -10,7 +10,7 @@ there is no data-generating process to draw from: the stage writes an empty set 
 import logging
 from pathlib import Path
 
-from argen.recognize.oracle import oracle_counts, render_oracle_set
+from argen.demo.oracle import oracle_counts, render_oracle_set
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
 from argen.stage import provenance, run_stage

@@ -1,7 +1,8 @@
 """Stage ``policy`` (Algorithm 1 stage 1, eq. 13, 18-21): REINFORCE on the cached reward table.
 
-Reads ``seed``, the policy keys of ``ard`` (lambda, gamma, top_k, candidates, advantage, weight_au,
-weight_human, ratings_csv, policy_*), ``data/interim/rewards.parquet`` and ``reward_pairs.parquet``, and the
+Reads ``ard`` (lambda, gamma, top_k, candidates, advantage, weight_au, weight_human, ratings_csv,
+policy_*), ``generator`` (the state encoders; the table must be fresh), ``rewards`` (the table must be fresh),
+``generate.fixed_action`` (the fixed baseline), ``data/interim/rewards.parquet`` and ``reward_pairs.parquet``, and the
 identity frames (the state encoders). Rewards are looked up in the table, never regenerated, so
 ``dvc exp run -S ard.lambda=3`` re-runs this stage and what follows it, not the rewards stage.
 Writes ``models/policy/`` (weights and config), ``reports/policy/metrics.json`` (the held-out comparison:
@@ -15,12 +16,13 @@ import logging
 from pathlib import Path
 
 
-from argen.ard.comparison import fit_and_compare, reward_cubes, total_reward
-from argen.ard.policy import ACTIONS, PolicySettings, save_policy
-from argen.ard.report import plot_comparison
-from argen.ard.reward_table import COMPONENTS, EXECUTION_KEYS, GENERATION_KEYS
-from argen.ard.rewards import read_ratings
-from argen.ard.state import pair_states
+from argen.policy.comparison import fit_and_compare, reward_cubes, total_reward
+from argen.actions import ACTIONS
+from argen.policy.reinforce import PolicySettings, save_policy
+from argen.policy.plots import plot_comparison
+from argen.rewards.table import COMPONENTS, EXECUTION_KEYS, generation_settings
+from argen.rewards.components import read_ratings
+from argen.policy.state import pair_states
 from argen.errors import UserError
 from argen.extract import LANDMARK_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
@@ -45,8 +47,8 @@ def check_fresh(params: Params) -> None:
     """Stop when the reward table was made under other generation settings than params.yaml holds now."""
     meta = read_parquet_metadata(TABLE)
     made = json.loads(meta.get("generation", "{}"))
-    now = params.ard.model_dump(mode="json")
-    stale = {f"ard.{key}": (made.get(key), now[key]) for key in GENERATION_KEYS if made.get(key) != now[key]}
+    now = generation_settings(params.generator)
+    stale = {f"generator.{key}": (made.get(key), value) for key, value in now.items() if made.get(key) != value}
     made_rewards = json.loads(meta.get("params", "{}")).get("rewards", {})
     for key, value in params.rewards.model_dump(mode="json", exclude=set(EXECUTION_KEYS)).items():
         if made_rewards.get(key) != value:
@@ -82,7 +84,7 @@ def main(params: Params) -> None:
         raise UserError(f"{PAIRS}: {int(train.sum())} complete training and {int((~train).sum())} validation pairs; "
                         f"the policy needs both (rewards.val_fraction, rewards.max_identities)")
     identities = read_table(IDENTITIES, ["clip_id", "image_file", *LANDMARK_COLUMNS], "identities")
-    image_emb, text_emb, encoder = pair_states(ard, pairs, identities.set_index("clip_id"), IMAGES)
+    image_emb, text_emb, encoder = pair_states(params.generator, pairs, identities.set_index("clip_id"), IMAGES)
     settings = PolicySettings(candidates=ard.candidates, top_k=ard.top_k, gamma=ard.gamma, lr=ard.policy_lr,
                               batch_size=ard.policy_batch, steps=ard.policy_steps, advantage=ard.advantage,
                               d_model=ard.policy_d_model, seed=ard.policy_seed)
@@ -93,7 +95,7 @@ def main(params: Params) -> None:
             def on_step(step: int, row: dict) -> None:
                 curves(step, {key: row[key] for key in CURVES})
 
-            outcome = fit_and_compare(cubes, image_emb, text_emb, train, settings, ard.fixed_action, on_step)
+            outcome = fit_and_compare(cubes, image_emb, text_emb, train, settings, params.generate.fixed_action, on_step)
             curves.flush()
         model, comparison, difference, learned = outcome.model, outcome.comparison, outcome.difference, outcome.learned
         best = outcome.best_fixed

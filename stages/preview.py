@@ -1,6 +1,6 @@
 """Stage ``preview``: a contact sheet of what the generator makes, per scarce emotion.
 
-Reads ``ard``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
+Reads ``generator``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
 model (``models/motion`` for ``motion``; extract_aus rows for ``warp``). Writes
 ``reports/generator/contact_sheet.png`` (the dataset's identities and, with ``preview.real_face``, the
 astronaut, frames 1, 6, 11, 16), ``reports/generator/metrics.json`` (per clip: what ran, folded triangles,
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from argen.ard.generator import make_generator
-from argen.ard.preview import contact_sheet, judge_real_clips, preview_items, run_preview
+from argen.generators.factory import make_generator
+from argen.generators.preview import contact_sheet, judge_real_clips, preview_items, run_preview
 from argen.errors import InputError
 from argen.evaluate.fer2013 import summarise
 from argen.extract import FRAME_COLUMNS
@@ -32,16 +32,16 @@ log = logging.getLogger("argen.stages.preview")
 
 
 def main(params: Params) -> None:
-    cfg, ard = params.preview, params.ard
+    cfg, generator_cfg = params.preview, params.generator
     identities = read_table(IDENTITIES, ["clip_id", "image_file"], "identities")
     prompts = read_table(PROMPTS, ["identity_id", "emotion", "prompt", "raw_final"], "prompts")
     emotions = [e for e in params.decompose.scarce_classes if (prompts.emotion == e).any()]
     if not emotions:
         raise InputError(f"{PROMPTS} has no prompt for any scarce class ({params.decompose.scarce_classes})")
-    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if ard.generator == "warp" else None
-    generator = make_generator(ard, frames)
+    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if generator_cfg.generator == "warp" else None
+    generator = make_generator(generator_cfg, frames)
     items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face, params.data.source)
-    videos, records = run_preview(items, generator, cfg.action, cfg.seed, ard.n_frames)
+    videos, records = run_preview(items, generator, cfg.action, cfg.seed, generator_cfg.n_frames)
     judged, unscored = judge_real_clips(items, videos)
     summary = preview_summary(records)
     summary["fer2013_judge"] = {"per_emotion": summarise(judged), "unscored": unscored}
@@ -49,7 +49,7 @@ def main(params: Params) -> None:
         contact_sheet(videos, cfg.frames, out.path(REPORTS / "contact_sheet.png"))
         out.json(summary, REPORTS / "metrics.json")
         judged.to_csv(out.path(REPORTS / "fer2013_judge.csv"), index=False)
-    log.info("%d clips with %s, action %s, %.2f s per clip: %s", len(records), ard.generator, cfg.action,
+    log.info("%d clips with %s, action %s, %.2f s per clip: %s", len(records), generator_cfg.generator, cfg.action,
              records.seconds.mean(), {k: v for k, v in summary.items() if k not in ("clips", "fer2013_judge")})
     for row in summary["fer2013_judge"]["per_emotion"]:
         log.info("FER2013 judge, %s: target probability %+.3f at the apex (mean of %d real-face clips), top class "

@@ -33,7 +33,8 @@ from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
 from argen.recognize.clips import GEOMETRY_DIM
-from argen.recognize.metrics import mean_sd, paper_name, run_metrics
+from argen.recognize.metrics import paper_name, run_metrics
+from argen.stats import mean_sd
 from argen.recognize.models import build_model, input_kind, optimizer_param_groups
 from argen.recognize.plots import confusion_figure
 from argen.recognize.train import ClipData, TrainSettings, load_geometry_data, load_video_data, predict, train_model

@@ -3,7 +3,7 @@
 Reads every stage's report files, ``data/interim/au_kb.parquet``, ``data/interim/prompts.parquet`` and
 ``data/generated`` (see :data:`argen.report.build.REPORT_INPUTS`), the committed ``reports/evidence/`` (the
 multi-fold recognition run) and the committed ``reports/ablations/comparison.md`` (written outside ``dvc repro``
-by ``python -m argen.ablations table``; both are dvc deps because they are in git, and read only if present). Draws
+by ``python -m argen.experiments.ablations table``; both are dvc deps because they are in git, and read only if present). Draws
 its own figures into ``reports/report_figures/`` (the policy's curves, the generated-clip grid of fig. 3).
 A section whose input is missing or malformed says so in place; the same inputs give the same bytes. See
 :mod:`argen.report.build`.

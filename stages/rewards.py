@@ -1,6 +1,6 @@
 """Stage ``rewards`` (eq. 14-17, supp. D): the cached reward table of every (pair, action, seed).
 
-Reads ``seed``, ``rewards``, the generation keys of ``ard``, ``extract_aus`` (the audit backend's options),
+Reads ``seed``, ``rewards``, ``generator``, ``extract_aus`` (the audit backend's options),
 the identities and prompts, the generator's model and the extract_aus rows (R_E's ``a_max: auto``).
 Writes ``data/interim/rewards.parquet`` (one row per video: pair, action, seed, R_S, R_Q, Q_m, Q_M, R_F,
 R_E, R_A, steps run, model calls, status), ``data/interim/reward_pairs.parquet`` (the pairs and their
@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from argen.ard.policy import ACTIONS
-from argen.ard.report import plot_action_rewards
-from argen.ard.reward_table import (
-    COMPONENTS, GENERATION_KEYS, TIMING_COLUMNS, RewardContext, ShardStore, distributed_rank, fingerprint, identity_landmarks,
-    make_pairs, read_reward_inputs, run_shards, shard_pairs,
+from argen.actions import ACTIONS
+from argen.rewards.plots import plot_action_rewards
+from argen.rewards.table import (
+    COMPONENTS, TIMING_COLUMNS, RewardContext, ShardStore, distributed_rank, fingerprint, generation_settings,
+    identity_landmarks, make_pairs, read_reward_inputs, run_shards, shard_pairs,
 )
-from argen.ard.rewards import empirical_a_max
+from argen.rewards.components import empirical_a_max
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
@@ -67,7 +67,7 @@ def main(params: Params) -> None:
     identities, prompts = read_reward_inputs(IDENTITIES, PROMPTS)
     pairs = make_pairs(identities, prompts, cfg.val_fraction, params.seed, cfg.max_identities)
     device = f"cuda:{local_rank}" if world > 1 and torch.cuda.is_available() else ""
-    context = RewardContext(ard=params.ard, rewards=cfg, extract=params.extract_aus, a_max=a_max_value(params),
+    context = RewardContext(generator=params.generator, rewards=cfg, extract=params.extract_aus, a_max=a_max_value(params),
                             base_seed=params.seed, image_dir=str(IMAGES), landmarks=identity_landmarks(identities),
                             au_rows_path=str(FRAMES), device=device)
     store = ShardStore(SHARDS, fingerprint(context, pairs))
@@ -99,14 +99,13 @@ def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, dig
     table = merged.drop(columns=[c for c in TIMING_COLUMNS if c in merged])
     ok = table[table.status == "ok"]
     failed = table[table.status != "ok"]
-    ard = params.ard.model_dump(mode="json")
-    meta = provenance("rewards", params, "rewards", generator=params.ard.generator, fingerprint=digest,
+    meta = provenance("rewards", params, "rewards", generator=params.generator.generator, fingerprint=digest,
                       a_max=f"{a_max:.6f}", frames=params.rewards.frames,
-                      generation=json.dumps({key: ard[key] for key in GENERATION_KEYS}))
+                      generation=json.dumps(generation_settings(params.generator)))
     per_action = ok.groupby("action")[list(COMPONENTS) + ["model_calls"]].mean()
     metrics = {"pairs": len(pairs), "train_pairs": int((pairs.split == "train").sum()),
                "val_pairs": int((pairs.split == "val").sum()), "videos": len(table), "failed": len(failed),
-               "generator": params.ard.generator, "a_max": round(a_max, 4),
+               "generator": params.generator.generator, "a_max": round(a_max, 4),
                "mean": {c: round(float(ok[c].mean()), 4) for c in COMPONENTS},
                "mean_seconds_per_video": round(float(timings.seconds.mean()), 4)}
     with staged_outputs() as out:

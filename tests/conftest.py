@@ -59,7 +59,8 @@ def tiny_params() -> dict:
     params["demo"].update(TINY)
     params["extract_aus"]["sample_per_class"] = 2
     params["motion_model"].update(steps=20, d_model=32, n_layers=1, n_heads=2, min_tracks=5, n_frames=8)
-    params["ard"].update(size=64, n_frames=8, policy_steps=30, policy_batch=8)
+    params["generator"].update(size=64, n_frames=8)
+    params["ard"].update(policy_steps=30, policy_batch=8)
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
     params["rewards"].update(frames=3, max_identities=3, shard_pairs=2, workers=1)
     params["generate"].update(per_class={"surprise": 2, "disgust": 3, "fear": 2}, contact_sheet=2)

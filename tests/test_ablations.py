@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from argen.ablations import ablation_report, canonical, comparison_tables, cost_table, log_wall_time, lookup, \
+from argen.experiments.ablations import ablation_report, canonical, comparison_tables, cost_table, log_wall_time, lookup, \
     parse_file, parse_queue_status, queue_command, read_config, stages_rerun, wanted_experiments
 from argen.errors import UserError
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def config() -> dict:
     return {
         "name": "abl", "set": {"recognize.models": ["Landmark_Transformer"]},
-        "experiments": {"full": {}, "wo_asi": {"asi.mode": "fixed"}, "wo_ard": {"ard.policy": "fixed"},
+        "experiments": {"full": {}, "wo_asi": {"asi.mode": "fixed"}, "wo_ard": {"generate.policy": "fixed"},
                         "again": {"asi.mode": "fixed"},  # the same overrides as wo_asi: one run
                         "broken": {"ard.lambda": 9}},
         "tables": [{"paper": 3, "title": "T3", "file": "m.json", "percent": True,
@@ -44,7 +44,7 @@ def test_the_shipped_configuration_is_valid_and_names_each_experiment_once() -> 
     assert set(wanted_experiments(shipped, [4])) == {"full", "r_none", "r_quality", "r_face_expr"}
     assert queue_command(shipped, "r_none")[-6:] == ["-S", "ard.weight_quality=0", "-S", "ard.weight_face=0",
                                                      "-S", "ard.weight_expression=0"]
-    assert "ard.guidance_form=constant" in queue_command(shipped, "no_curve_no_asi")
+    assert "generator.guidance_form=constant" in queue_command(shipped, "no_curve_no_asi")
 
 
 def test_queue_commands_carry_the_shared_set_then_the_experiments_overrides_each_once() -> None:
@@ -109,7 +109,7 @@ def test_comparison_tables_from_hand_made_experiments() -> None:
     assert "n/a AR-DI: no t.csv (absent or unreadable) or no key `LT.argen.AR-DI` in m.json (abl-wo_asi)" in text
     assert "| w/o ARD | not run | not run |" in text
     assert "w/o ARD: experiment abl-wo_ard has not run; to run it: `dvc exp run --queue -n abl-wo_ard " \
-           "-S 'recognize.models=[Landmark_Transformer]' -S ard.policy=fixed`" in text
+           "-S 'recognize.models=[Landmark_Transformer]' -S generate.policy=fixed`" in text
     # table 4: the alias row reads wo_asi's run; the flat and the nested layouts both found; FVD not computed
     assert "| same | n/a | 19.50 [15.00, 24.00] N=20 (Δ +3.50) | n/a |" in text
     assert "| ARGen | n/a | 16.00 [12.00, 20.00] N=22 | 20.00 ± 5.00 N=22 |" in text

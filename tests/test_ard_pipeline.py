@@ -114,7 +114,7 @@ def test_repro_evaluates_generated_clips_against_real_ones_and_writes_the_report
 def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
     dvc(project, "exp", "run", "-n", "ev-fold1")  # params as committed: nothing re-runs
     (project / "ev.yaml").write_text("name: ev\nfolds: [1]\nset: {}\n")
-    run(project, sys.executable, "-m", "argen.recognize.evidence", "table", "--config", "ev.yaml")
+    run(project, sys.executable, "-m", "argen.experiments.evidence", "table", "--config", "ev.yaml")
     table = pd.read_csv(project / "reports/evidence/table.csv")
     assert sorted(zip(table.model, table.variant)) == sorted(tuple(r.split("-")) for r in RUNS)
     assert (table.folds == 1).all() and (table.seeds == 1).all()

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.augment import choose_pairs, pick_actions
-from argen.ard.comparison import best_fixed_action, compare_policies, paired_difference, reward_cubes, total_reward
-from argen.ard.policy import ACTIONS
-from argen.ard.reward_table import COMPONENTS, ShardStore, make_pairs
+from argen.policy.augment import choose_pairs, pick_actions
+from argen.policy.comparison import best_fixed_action, compare_policies, paired_difference, reward_cubes, total_reward
+from argen.actions import ACTIONS
+from argen.rewards.table import COMPONENTS, ShardStore, make_pairs
 
 
 def identities_and_prompts(n: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -132,7 +132,7 @@ class FlakyGenerator:
 
 
 def test_a_failing_pair_is_recorded_and_the_others_go_on(tmp_path) -> None:
-    from argen.ard.augment import generate_set
+    from argen.policy.augment import generate_set
 
     _, prompts = identities_and_prompts(3)
     pairs = choose_pairs(prompts, {"fear": 3}, seed=0)
@@ -149,7 +149,7 @@ def test_a_failing_pair_is_recorded_and_the_others_go_on(tmp_path) -> None:
 
 
 def test_reward_shard_records_failed_videos(monkeypatch) -> None:
-    from argen.ard import reward_table
+    from argen.rewards import table as reward_table
 
     class Auditor:
         def audit(self, video, prompt_aus, steps, steps_max):
@@ -157,7 +157,7 @@ def test_reward_shard_records_failed_videos(monkeypatch) -> None:
 
     identities, prompts = identities_and_prompts(2)
     pairs = make_pairs(identities, prompts, 0.5, 0)
-    context = reward_table.RewardContext(ard=None, rewards=type("R", (), {"n_seeds": 1, "frames": 3,
+    context = reward_table.RewardContext(generator=None, rewards=type("R", (), {"n_seeds": 1, "frames": 3,
                                                                            "keep_videos": False})(),
                                          extract=None, a_max=5.0, base_seed=0, image_dir="unused",
                                          landmarks={i: np.zeros((68, 2)) for i in identities.clip_id},

@@ -154,7 +154,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_demo: Path) -> Path:
     params["data"]["min_frames"] = 4  # a clip of the tiny demo (8 frames) survives a dropped frame
     params["extract_aus"].update(backend="csv", csv_dir=str(AU_CSVS), sample_per_class=1, workers=1)
     params["motion_model"].update(steps=5, d_model=16, n_layers=1, n_heads=2, min_tracks=1, n_frames=8, min_frames=4)
-    params["ard"].update(size=64, n_frames=8)
+    params["generator"].update(size=64, n_frames=8)
     params["preview"].update(identities=1, real_face=False, action=[3, 2.0, 2.0], frames=[1, 4, 8])
     params["ard"].update(policy_steps=5, policy_batch=4)
     params["rewards"].update(frames=3, max_identities=2, workers=1)
@@ -598,7 +598,7 @@ def test_preview_without_a_motion_model(project: Project) -> None:
 
 def test_policy_detects_a_stale_reward_table(project: Project) -> None:
     project.params(ard={"generator": "warp"})
-    failed(project.run("policy"), "data/interim/rewards.parquet is stale", "ard.generator: table 'motion', params 'warp'",
+    failed(project.run("policy"), "data/interim/rewards.parquet is stale", "generator.generator: table 'motion', params 'warp'",
            "dvc repro rewards")
     project.params(ard={"generator": "motion"}, rewards={"frames": 5})
     failed(project.run("policy"), "rewards.frames: table 3, params 5")

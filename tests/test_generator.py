@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.ard.generator import GenerationInput, make_generator, prompt_aus_from_line
-from argen.params import ARDParams
+from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
+from argen.params import GeneratorParams
 from tests.test_ti2v import get_dummy_components, save_tiny_model
 from tests.test_warp import synthetic_rows
 
@@ -27,16 +27,16 @@ def face_input(size: int = 64) -> GenerationInput:
 
 
 def test_warp_through_the_interface() -> None:
-    generator = make_generator(ARDParams(generator="warp", size=64), synthetic_rows())
+    generator = make_generator(GeneratorParams(generator="warp", size=64), synthetic_rows())
     video, record = generator.generate(face_input(), (15, 3, 2), seed=1, n_frames=6)
     assert video.shape == (6, 64, 64, 3) and record["generator"] == "warp" and record["steps_requested"] == 15
     with pytest.raises(ValueError, match="needs extract_aus rows"):
-        make_generator(ARDParams(generator="warp"))
+        make_generator(GeneratorParams(generator="warp"))
 
 
 def test_ti2v_through_the_interface(tmp_path) -> None:
     save_tiny_model(tmp_path / "t2v", get_dummy_components())
-    cfg = ARDParams(generator="ti2v", t2v_path=str(tmp_path / "t2v"), device="cpu", size=32, queue_len=2,
+    cfg = GeneratorParams(generator="ti2v", t2v_path=str(tmp_path / "t2v"), device="cpu", size=32, queue_len=2,
                     resample_iters=1)
     generator = make_generator(cfg)
     item = face_input(32)
@@ -49,16 +49,16 @@ def test_ti2v_through_the_interface(tmp_path) -> None:
 
 
 def test_ti2v_without_weights_names_the_param(tmp_path) -> None:
-    with pytest.raises(FileNotFoundError, match="ard.t2v_path"):
-        make_generator(ARDParams(generator="ti2v", t2v_path=str(tmp_path / "none"), device="cpu"))
+    with pytest.raises(FileNotFoundError, match="generator.t2v_path"):
+        make_generator(GeneratorParams(generator="ti2v", t2v_path=str(tmp_path / "none"), device="cpu"))
 
 
 def test_policy_states_use_the_generator_encoders(tmp_path) -> None:
     """ti2v: the VAE latent pooled 4 x 4 and the mean CLIP token embedding; CPU: dlib descriptor + MiniLM."""
-    from argen.ard.state import encode_states
+    from argen.policy.state import encode_states
 
     save_tiny_model(tmp_path / "t2v", get_dummy_components())
-    cfg = ARDParams(generator="ti2v", t2v_path=str(tmp_path / "t2v"), device="cpu", size=32)
+    cfg = GeneratorParams(generator="ti2v", t2v_path=str(tmp_path / "t2v"), device="cpu", size=32)
     items = [face_input(32), face_input(32)]
     images = [items[0].image, np.ascontiguousarray(items[1].image[:, ::-1])]
     landmarks = np.stack([i.landmarks for i in items])

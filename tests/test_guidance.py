@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.ard.guidance import guidance_curve, kernel_peak
+from argen.generators.guidance import guidance_curve, kernel_peak
 
 
 def test_paper_form_known_values() -> None:

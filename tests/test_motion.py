@@ -8,16 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
-from argen.ard.generator import GenerationInput, MotionVideoGenerator, make_generator
-from argen.ard.guidance import guidance_curve
-from argen.ard.motion import (
+from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator
+from argen.generators.guidance import guidance_curve
+from argen.generators.motion import (
     CONDITION_AUS, MIRROR, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig, MotionModelError,
     TrainingSettings, condition_from_aus, condition_from_prompt, motion_to_pixels, sample_motion,
     train_motion_model, training_tracks,
 )
 from argen.aus import INTENSITY_AUS
 from argen.demo.face import FaceShape, neutral_landmarks
-from argen.params import ARDParams
+from argen.params import GeneratorParams
 
 AU26 = CONDITION_AUS.index(26)
 TINY = MotionModelConfig(n_frames=6, d_model=16, n_layers=1, n_heads=2)
@@ -190,8 +190,8 @@ def test_missing_or_broken_model_is_a_clear_error(tmp_path) -> None:
     (tmp_path / "bad" / "denoiser.safetensors").write_bytes(b"junk")
     with pytest.raises(MotionModelError, match="not a readable motion model"):
         MotionModel.load(tmp_path / "bad")
-    with pytest.raises(MotionModelError, match="ard.motion_path|no motion model"):
-        make_generator(ARDParams(generator="motion", motion_path=str(tmp_path / "none")))
+    with pytest.raises(MotionModelError, match="generator.motion_path|no motion model"):
+        make_generator(GeneratorParams(generator="motion", motion_path=str(tmp_path / "none")))
 
 
 def face_item(aus: dict[int, float]) -> GenerationInput:

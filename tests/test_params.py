@@ -35,12 +35,12 @@ def test_shipped_params_are_valid() -> None:
     ({"recognize": {"overrides": {"Res18_LSTM": {"epoch": 3}}}}, "unknown key 'recognize.overrides.Res18_LSTM.epoch'"),
     ({"ard": {"lambda": -1}}, "'ard.lambda': Input should be greater than or equal to 0"),
     ({"ard": {"top_k": 5}}, "top_k (5) must not exceed candidates (4)"),
-    ({"ard": {"fixed_action": [20, 3, 3]}}, "fixed_action [20, 3.0, 3.0] is not in the action space"),
+    ({"generate": {"fixed_action": [20, 3, 3]}}, "fixed_action [20, 3.0, 3.0] is not in the action space"),
     ({"ard": {"weight_human": 1.0}}, "weight_human > 0 needs ard.ratings_csv"),
-    ({"ard": {"policy": "greedy"}}, "'ard.policy': Input should be 'learned', 'random' or 'fixed'"),
+    ({"generate": {"policy": "greedy"}}, "'generate.policy': Input should be 'learned', 'random' or 'fixed'"),
     ({"rewards": {"a_max": 0}}, "'rewards.a_max"),
     ({"motion_model": {"d_model": 30, "n_heads": 4}}, "d_model (30) must be a multiple of n_heads (4)"),
-    ({"ard": {"motion_g_min": 3, "motion_g_max": 2}}, "motion_g_min must not exceed motion_g_max"),
+    ({"generator": {"motion_g_min": 3, "motion_g_max": 2}}, "motion_g_min must not exceed motion_g_max"),
 ])
 def test_bad_values_are_named(raw: dict, expected: str) -> None:
     with pytest.raises(ParamsError) as info:

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from argen.ard.policy import (ACTIONS, PolicySettings, action_log_probs, advantages, greedy_actions, greedy_choices,
-                              load_policy, save_policy, shape_rewards, train_policy)
+from argen.actions import ACTIONS
+from argen.policy.reinforce import (PolicySettings, action_log_probs, advantages, greedy_actions, greedy_choices,
+                                    load_policy, save_policy, shape_rewards, train_policy)
 from argen.errors import InputError
 
 #: Each cluster's best action in the state-dependent table.

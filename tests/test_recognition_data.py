@@ -240,7 +240,7 @@ def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path
 
 
 def test_evidence_queue_commands_carry_the_fold_and_every_override() -> None:
-    from argen.recognize.evidence import queue_commands, read_config
+    from argen.experiments.evidence import queue_commands, read_config
     from tests.conftest import ROOT
 
     config = read_config(ROOT / "configs/evidence.yaml")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.recognize.metrics import (
-    bootstrap_intervals, class_recalls, confusion_matrix, mean_sd, paired_difference, war_uar, wilson_interval,
-)
+from argen.recognize.metrics import bootstrap_intervals, class_recalls, confusion_matrix, war_uar
+from argen.stats import Z95, mean_sd, paired_difference, wilson_interval, z_quantile
 
 
 def test_war_uar_and_recalls_on_a_hand_computed_matrix() -> None:
@@ -62,3 +61,8 @@ def test_bad_labels_are_refused() -> None:
         confusion_matrix([0, 3], [0, 1], 3)
     with pytest.raises(ValueError, match="2 true labels but 1 predictions"):
         confusion_matrix([0, 1], [0], 3)
+
+
+def test_z_quantile_is_the_two_sided_normal_quantile() -> None:
+    assert z_quantile(0.95) == pytest.approx(Z95, abs=1e-12)
+    assert z_quantile(0.90) == pytest.approx(1.6448536269514722)

@@ -6,12 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from argen.ard.render import (LIP_COLUMNS, MIN_AREA, constrain_motion, face_mesh, fit_to_size,
+from argen.generators.render import (LIP_COLUMNS, MIN_AREA, constrain_motion, face_mesh, fit_to_size,
                               folded_triangles, lip_gap, render_frames, ring_points, signed_areas)
 from argen.demo.dataset import render_face
-from argen.demo.face import FaceShape
+from argen.demo.face import FaceShape, neutral_landmarks
 from argen.demo.render import Appearance
 from argen.face import face_axes
+from argen.generators.mean_face import MEAN_FACE
 
 JAW = np.arange(3, 14)
 
@@ -50,6 +51,13 @@ def lips_in_order(landmarks: np.ndarray, down: np.ndarray) -> bool:
 def demo_face() -> tuple[np.ndarray, np.ndarray]:
     image, landmarks = render_face(FaceShape(), Appearance.sample(np.random.default_rng(1)), {}, 128)
     return np.clip(image, 0, 255).astype(np.uint8), landmarks
+
+
+def test_the_renderers_mean_face_is_the_demo_templates() -> None:
+    """The generators keep their own copy of the mean face; it must still be the demo template's mean identity
+    (the canonical mesh, hence every generated frame, is built on it)."""
+    np.testing.assert_array_equal(MEAN_FACE, neutral_landmarks(FaceShape())[:, :2])
+    assert face_mesh().canonical[:68].shape == (68, 2)
 
 
 def test_fold_check_finds_a_flipped_triangle() -> None:

@@ -178,8 +178,8 @@ def test_missing_inputs_are_named_in_place_with_the_command(tmp_path: Path, monk
         assert f"> **Missing input.** `{path}` is missing because stage `{stage}` has not run; run `dvc repro " \
                f"{stage}`." in text, path
     assert ("`reports/ablations/comparison.md` is missing because the ablation experiments have not been tabulated: "
-            "queue them with `python -m argen.ablations queue`, run them with `dvc queue start -j N`, then write the "
-            "table with `python -m argen.ablations table`") in text
+            "queue them with `python -m argen.experiments.ablations queue`, run them with `dvc queue start -j N`, then write the "
+            "table with `python -m argen.experiments.ablations table`") in text
     assert "(incomplete: see the notes)" in text
     assert "<img" not in page and page.count("<table>") == 1  # the run summary only
 

@@ -1,4 +1,4 @@
-"""ARD reward components (argen.ard.rewards): known answers computed by hand, and the auditor's wiring."""
+"""ARD reward components (argen.rewards.components): known answers computed by hand, and the auditor's wiring."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from skimage import data
 
-from argen.ard.rewards import RewardSettings, VideoAuditor, au_fidelity, empirical_a_max, expression_reward, \
+from argen.rewards.components import RewardSettings, VideoAuditor, au_fidelity, empirical_a_max, expression_reward, \
     face_reward, frame_quality, quality_reward, read_ratings, speed_reward, temporal_consistency
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.errors import InputError

@@ -105,7 +105,7 @@ def test_the_stage_depends_on_the_code_it_runs(name: str) -> None:
 
 def test_the_walk_finds_lazy_imports_and_package_data() -> None:
     """The walk itself: an import inside a function and a data file read by name are found."""
-    imports = imported_modules(ROOT / "argen/ard/augment.py")
-    assert "argen.ard.policy" in imports  # imported inside policy_actions
+    imports = imported_modules(ROOT / "argen/policy/augment.py")
+    assert "argen.policy.reinforce" in imports  # imported inside policy_actions
     assert code_closure(ROOT / "stages/report.py") >= {"argen/report/build.py", "argen/markdown.py"}
     assert "argen/data/facs.yaml" in code_closure(ROOT / "stages/au_kb.py")  # read through importlib.resources

@@ -12,8 +12,8 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from argen.ard.guidance import guidance_curve
-from argen.ard.ti2v import (
+from argen.generators.guidance import guidance_curve
+from argen.generators.ti2v import (
     DDIM_SETTINGS,
     SamplerConfig,
     TI2VComponents,
@@ -343,7 +343,7 @@ def test_ddim_settings():
 
 
 def test_missing_model_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"ard\.t2v_path") as err:
+    with pytest.raises(FileNotFoundError, match=r"generator\.t2v_path") as err:
         TI2VComponents.load(tmp_path / "no-model")
     assert str(tmp_path / "no-model") in str(err.value)
     (tmp_path / "partial" / "unet").mkdir(parents=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from argen.ard.render import piecewise_affine_map
-from argen.ard.warp import AULandmarkModel, WarpGenerator, fit_au_landmark_model, onset_curve
+from argen.generators.render import piecewise_affine_map
+from argen.generators.warp import AULandmarkModel, WarpGenerator, fit_au_landmark_model, onset_curve
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.demo.face import AU_BASIS, FaceShape, expressive_landmarks, neutral_landmarks
 from argen.demo.dataset import render_face

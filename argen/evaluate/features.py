@@ -68,7 +68,7 @@ def descriptor_features(table: pd.DataFrame, frames: pd.DataFrame, n_frames: int
     Returns:
         (features, reason per clip: '' when it has a feature).
     """
-    from argen.ard.state import face_descriptors
+    from argen.policy.state import face_descriptors
 
     usable = _usable(frames)
     out, reasons = np.full((len(table), 128), np.nan), []

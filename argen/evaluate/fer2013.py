@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from argen.face import haar_cascade
-from argen.recognize.metrics import wilson_interval
+from argen.stats import wilson_interval
 
 #: FER2013's classes in the model's output order.
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

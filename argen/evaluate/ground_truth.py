@@ -3,7 +3,7 @@
 Every evaluation clip (a real clip of a scarce emotion) gives ARGen its **first frame** (the first frame in
 which the AU backend finds a face; recorded as ``input_frame``) and its **label**. ARGen writes the prompt
 (``asi`` as configured: fixed, VLM-only or VLM+RAG, verified against the knowledge base), chooses the action
-(``ard.policy``: the learned policy's argmax, random or fixed) and generates the clip; the generated clip is
+(``generate.policy``: the learned policy's argmax, random or fixed) and generates the clip; the generated clip is
 then compared with the real one. This is the paper's CK+ zero-shot protocol; on the pipeline's own
 dataset it runs on the test split (clips that neither gave an identity frame nor trained anything).
 
@@ -142,7 +142,7 @@ def render_floor(table: pd.DataFrame, params: Params, out: Path, recorded_root: 
         InputError: a clip's subject is not one of the demo's (the demo and the params disagree).
     """
     from argen.demo.dataset import ClipSpec, plan_clips, render_clip
-    from argen.recognize.oracle import write_jpeg_frames
+    from argen.demo.oracle import write_jpeg_frames
 
     _, faces = plan_clips(params.demo, params.seed)
     rows = []

@@ -23,7 +23,7 @@ of its measures relative to a neutral reference of the same face:
     differences leak into the estimates.
 ``reference = "first"``
     the clip's first detected frame. For clips known to start neutral: a generated clip starts on its
-    identity frame, so the reward audit (:mod:`argen.ard.rewards`) measures the expression a generator
+    identity frame, so the reward audit (:mod:`argen.rewards.components`) measures the expression a generator
     added against it. (Each generated clip audited on its own, the clip reference would take the frames
     nearest the clip's own median, mid-expression ones, as neutral.)
 

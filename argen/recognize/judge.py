@@ -19,9 +19,9 @@ from safetensors.torch import load_file
 from argen.emotions import EMOTION_INDEX
 from argen.errors import InputError
 from argen.markdown import markdown_table
-from argen.recognize.metrics import wilson_interval
 from argen.recognize.models import build_model
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
+from argen.stats import wilson_interval
 
 
 def load_run(model_dir: Path) -> tuple[dict, list[torch.nn.Module], tuple[np.ndarray, np.ndarray] | None]:

@@ -3,12 +3,13 @@
 * **WAR** (weighted average recall) = overall accuracy; **UAR** (unweighted average recall) = the mean of
   the per-class recalls over the classes present in the test split; **AR-<class>** = one class's recall.
 * Every recall comes with its **support** (test clips of that class) and a **95 % Wilson interval**
-  (:func:`wilson_interval`). A class absent from the test split has "no support": its recall is ``None``,
-  never a silent 0 or a division error, and UAR averages only the classes present (the count is reported).
+  (:func:`argen.stats.wilson_interval`). A class absent from the test split has "no support": its recall is
+  ``None``, never a silent 0 or a division error, and UAR averages only the classes present (the count is
+  reported).
 * WAR and UAR get a **bootstrap interval over test clips** (:func:`bootstrap_intervals`: percentile,
   seeded, the clips resampled with replacement and both metrics recomputed on each resample).
-* Across seeds and folds: mean ± sd (:func:`mean_sd`); between two variants run on the same folds and seeds,
-  the **paired difference** with a t interval over the pairs (:func:`paired_difference`).
+* Across seeds and folds: mean ± sd (:func:`argen.stats.mean_sd`); between two variants run on the same folds
+  and seeds, the **paired difference** with a t interval over the pairs (:func:`argen.stats.paired_difference`).
 
 The paper reports single runs: its DFEW AR-DI of 6.90 % is 2 of 29 test clips, with a Wilson interval of
 [1.9 %, 22.0 %].
@@ -19,11 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-#: The 95 % two-sided normal quantile.
-Z95 = 1.959963984540054
-
+from argen.stats import wilson_interval
 
 def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
     """Counts (n_classes, n_classes): row = true class, column = predicted class.
@@ -39,16 +37,6 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -
     matrix = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(matrix, (truth, predicted), 1)
     return matrix
-
-
-def wilson_interval(hits: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval of a proportion hits/n; None when n = 0 (no support)."""
-    if n == 0:
-        return None
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)
@@ -98,29 +86,6 @@ def bootstrap_intervals(truth: np.ndarray, predicted: np.ndarray, n_classes: int
     tail = (1 - level) / 2 * 100
     return {name: (float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail)))
             for name, values in (("WAR", wars), ("UAR", uars))}
-
-
-def mean_sd(values: list[float]) -> tuple[float, float, int]:
-    """Mean, sample standard deviation (0 for one value) and count of per-run figures."""
-    array = np.asarray(values, float)
-    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0, int(array.size)
-
-
-def paired_difference(first: list[float], second: list[float], level: float = 0.95) -> dict[str, float]:
-    """second - first over runs paired by fold and seed: mean, t interval and pairs.
-
-    Raises:
-        ValueError: the two lists do not pair up.
-    """
-    a, b = np.asarray(first, float), np.asarray(second, float)
-    if a.shape != b.shape or a.size == 0:
-        raise ValueError(f"paired runs must match one to one, got {a.size} and {b.size}")
-    diff = b - a
-    mean = float(diff.mean())
-    if diff.size == 1:
-        return {"mean": mean, "low": float("nan"), "high": float("nan"), "pairs": 1}
-    half = float(stats.t.ppf(0.5 + level / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
-    return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": int(diff.size)}
 
 
 def paper_name(emotion: str) -> str:

@@ -2,7 +2,7 @@
 
 Input: the test predictions of every run, one row per (model, variant, fold, seed, clip) with the true
 and predicted class. The same code summarises one ``dvc repro`` (one fold) and the evidence run (five
-folds from ``dvc exp`` experiments, :mod:`argen.recognize.evidence`).
+folds from ``dvc exp`` experiments, :mod:`argen.experiments.evidence`).
 
 Per model and variant:
 
@@ -23,7 +23,6 @@ Per model and added variant (``argen``, ``oracle``) against ``original``:
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,8 @@ import pandas as pd
 
 from argen.emotions import EMOTIONS
 from argen.markdown import markdown_table
-from argen.recognize.metrics import paired_difference, paper_name, wilson_interval
+from argen.recognize.metrics import paper_name
+from argen.stats import bootstrap, paired_difference, wilson_interval
 
 #: Columns a predictions table needs.
 PREDICTION_COLUMNS: tuple[str, ...] = ("model", "variant", "fold", "seed", "clip_id", "label", "predicted")
@@ -57,17 +57,6 @@ def figures(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndar
 def seed_averaged(truth: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
     """:func:`figures` averaged over the rows (seeds) of ``predictions`` (S, n)."""
     return np.mean([figures(truth, p, n_classes) for p in predictions], axis=0)
-
-
-def bootstrap(truth: np.ndarray, statistic, resamples: int, seed: int, level: float = 0.95
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval (low, high) per component of ``statistic(indices)`` over clip resamples."""
-    rng = np.random.default_rng(seed)
-    draws = np.stack([statistic(rng.integers(0, truth.size, truth.size)) for _ in range(resamples)])
-    tail = (1 - level) / 2 * 100
-    with warnings.catch_warnings():  # a figure without support in every resample has no interval: NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanpercentile(draws, tail, axis=0), np.nanpercentile(draws, 100 - tail, axis=0)
 
 
 def _pooled(runs: pd.DataFrame, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ FIGURES = REPORTS / "report_figures"
 
 #: Every file or folder the report reads, in the order of its sections: the dvc stage's deps (after the stage
 #: script and this package). ``reports/evidence`` and ``reports/ablations`` are committed results written outside
-#: ``dvc repro`` (the evidence run; ``python -m argen.ablations table``); a missing one is a note, not an error.
+#: ``dvc repro`` (the evidence run; ``python -m argen.experiments.ablations table``); a missing one is a note, not an error.
 REPORT_INPUTS: tuple[str, ...] = (
     "reports/decompose",
     "reports/identities",
@@ -239,15 +239,17 @@ def dataset_name(params) -> str:
 
 
 def summary_section(params, s: Section) -> None:
-    ard, asi = params.ard, params.asi
+    ard, asi, generator = params.ard, params.asi, params.generator
     rows = [("dataset", dataset_name(params)),
             ("scarce emotions", ", ".join(params.decompose.scarce_classes)),
             ("AU extraction (extract_aus.backend)", params.extract_aus.backend),
             ("prompts (asi.mode, asi.backend)", f"{asi.mode}, {asi.backend}; retrieval {asi.retrieval}, k = {asi.k}"),
-            ("generator (ard.generator)", ard.generator + (f" (`{ard.t2v_path}`)" if ard.generator == "ti2v" else "")),
-            ("policy (ard.policy)", f"{ard.policy}; λ = {ard.lambda_:g}, w_Q/w_F/w_E = {ard.weight_quality:g}/"
-                                    f"{ard.weight_face:g}/{ard.weight_expression:g}, γ = {ard.gamma:g}, "
-                                    f"top-k {ard.top_k}, advantage {ard.advantage}, guidance {ard.guidance_form}"),
+            ("generator (generator.generator)",
+             generator.generator + (f" (`{generator.t2v_path}`)" if generator.generator == "ti2v" else "")),
+            ("policy (generate.policy)",
+             f"{params.generate.policy}; λ = {ard.lambda_:g}, w_Q/w_F/w_E = {ard.weight_quality:g}/"
+             f"{ard.weight_face:g}/{ard.weight_expression:g}, γ = {ard.gamma:g}, "
+             f"top-k {ard.top_k}, advantage {ard.advantage}, guidance {generator.guidance_form}"),
             ("recognition", f"{', '.join(params.recognize.models)} × {', '.join(params.recognize.variants)}, "
                             f"seeds {params.recognize.seeds}"),
             ("FVD detector (evaluate.i3d_path)", f"`{params.evaluate.i3d_path}`" if params.evaluate.i3d_path
@@ -412,7 +414,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
         keep = [c for c in ("policy", "reward", "reward_se", "R_S", "R_Q", "R_F", "R_E", "R_A", "model_calls")
                 if c in frame]
         pairs = metrics.get("pairs")
-        s.source("`reports/policy/metrics.json`", f"generator `{ard.generator}`",
+        s.source("`reports/policy/metrics.json`", f"generator `{params.generator.generator}`",
                  f"λ = {ard.lambda_:g}, γ = {ard.gamma:g}, top-k {ard.top_k}, {ard.policy_steps} steps",
                  f"validation pairs: {json.dumps(pairs, sort_keys=True) if pairs is not None else 'n/a'}")
         s.text(f"Mean total reward per held-out pair for the learned policy and its references. Learned − best "
@@ -423,7 +425,7 @@ def policy_section(params, figures: Path, s: Section) -> None:
 
     def rewards() -> None:
         metrics = read_json(REPORTS / "rewards/metrics.json")
-        s.source("`reports/rewards/metrics.json`", f"generator `{metrics.get('generator', ard.generator)}`",
+        s.source("`reports/rewards/metrics.json`", f"generator `{metrics.get('generator', params.generator.generator)}`",
                  f"N = {metrics.get('pairs', 'n/a')} pairs ({metrics.get('train_pairs', 'n/a')} train, "
                  f"{metrics.get('val_pairs', 'n/a')} validation), {metrics.get('videos', 'n/a')} videos, "
                  f"{metrics.get('failed', 'n/a')} failed", f"a_max = {cell(metrics.get('a_max'))}")
@@ -505,7 +507,7 @@ def generated_section(params, figures: Path, s: Section) -> None:
     def summary() -> None:
         metrics = read_json(REPORTS / "generate/metrics.json")
         s.source("`reports/generate/metrics.json`, `data/generated/index.parquet`",
-                 f"generator `{params.ard.generator}`, policy `{params.ard.policy}`, prompts `{params.asi.mode}`",
+                 f"generator `{params.generator.generator}`, policy `{params.generate.policy}`, prompts `{params.asi.mode}`",
                  f"N = {metrics.get('clips', 'n/a')} clips ({metrics.get('failed', 'n/a')} failed), per emotion "
                  f"{json.dumps(metrics.get('per_class'), sort_keys=True)}",
                  f"actions chosen {json.dumps(metrics.get('actions'), sort_keys=True)}")
@@ -577,8 +579,8 @@ def generation_section(params, s: Section) -> None:
                  f"{metrics.get('source', params.evaluate.source)}",
                  f"N = {metrics.get('clips', 'n/a')} clips ({metrics.get('skipped', 'n/a')} skipped)",
                  f"AU backend `{metrics.get('au_backend', params.extract_aus.backend)}`, generator "
-                 f"`{metrics.get('generator', params.ard.generator)}`, "
-                 f"policy `{metrics.get('policy', params.ard.policy)}`")
+                 f"`{metrics.get('generator', params.generator.generator)}`, "
+                 f"policy `{metrics.get('policy', params.generate.policy)}`")
         fvd = metrics.get("fvd")
         if not isinstance(fvd, dict) or not fvd.get("computed", True) or "fvd" not in metrics:
             reason = fvd.get("reason") if isinstance(fvd, dict) else None
@@ -599,10 +601,10 @@ def ablations_section(params, s: Section) -> None:
     path = REPORTS / "ablations/comparison.md"
     if not path.is_file():
         s.note(missing_note(str(path), "the ablation experiments have not been tabulated: queue them with "
-                                       "`python -m argen.ablations queue`, run them with `dvc queue start -j N`, "
-                                       "then write the table with `python -m argen.ablations table`"))
+                                       "`python -m argen.experiments.ablations queue`, run them with `dvc queue start -j N`, "
+                                       "then write the table with `python -m argen.experiments.ablations table`"))
         return
-    s.source("`reports/ablations/comparison.md` (written by `python -m argen.ablations table` from the "
+    s.source("`reports/ablations/comparison.md` (written by `python -m argen.experiments.ablations table` from the "
              "experiments of `configs/ablations.yaml`)")
     s.attempt(lambda: s.text(read_markdown(path, demote=1)))
 

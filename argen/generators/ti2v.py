@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 
-from argen.ard.guidance import guidance_curve
+from argen.generators.guidance import guidance_curve
 
 #: DDIM settings of ModelScope T2V (DESIGN.md); a loaded scheduler config that differs is overridden.
 DDIM_SETTINGS: dict = {
@@ -111,7 +111,7 @@ class TI2VComponents:
         """Load a local diffusers-format ModelScope T2V directory; nothing is downloaded.
 
         Args:
-            path: the model directory (``ard.t2v_path`` in params.yaml), holding the subfolders unet/,
+            path: the model directory (``generator.t2v_path`` in params.yaml), holding the subfolders unet/,
                 vae/, text_encoder/, tokenizer/ and scheduler/.
             device: where to put the models.
             dtype: the UNet's and text encoder's dtype (float16 on CUDA, float32 on CPU); the VAE is float32.
@@ -128,7 +128,7 @@ class TI2VComponents:
         for sub in ("", *SUBFOLDERS):
             if not (path / sub).is_dir():
                 raise FileNotFoundError(
-                    f"ModelScope T2V folder {path / sub} not found: set ard.t2v_path in params.yaml to a local "
+                    f"ModelScope T2V folder {path / sub} not found: set generator.t2v_path in params.yaml to a local "
                     f"diffusers-format text-to-video model (subfolders {', '.join(SUBFOLDERS)}, e.g. "
                     "damo-vilab/text-to-video-ms-1.7b); nothing is downloaded")
         kwargs = {"local_files_only": True}
@@ -153,7 +153,7 @@ class SamplerConfig:
         n_frames: M, output frames including the input frame (16 in the paper).
         queue_len: K, latent frames of history in each window (15 in the paper); windows hold K + 1 frames.
         steps: T, the DDIM steps requested (the policy picks T in {5, 10, 15, 20}).
-        a, b: shape of the guidance curve f(m; a, b) (``argen.ard.guidance``).
+        a, b: shape of the guidance curve f(m; a, b) (``argen.generators.guidance``).
         g_min, g_max: guidance bounds.
         guidance_form: ``paper`` (eq. 12 as written), ``peak`` (normalised to reach g_max) or ``constant``
             (the midpoint on every frame: no curve).

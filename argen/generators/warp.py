@@ -9,10 +9,10 @@
    cumulative form of eq. 12's kernel. (2, 2) rises symmetrically, (3, 2) late, (2, 3) early; frame 1 is
    the identity frame itself.
 3. **Render.** Target landmarks are mapped back to pixels with the identity's own similarity transform;
-   :func:`argen.ard.render.render_frames` constrains them (lips in order, no folded triangle of its fixed
+   :func:`argen.generators.render.render_frames` constrains them (lips in order, no folded triangle of its fixed
    canonical mesh), warps the frame piecewise-affinely and paints the mouth interior where the lips part
    further than in the identity frame. With ``size`` the frame is first cropped square around the face
-   and resized (:func:`argen.ard.render.fit_to_size`).
+   and resized (:func:`argen.generators.render.fit_to_size`).
 
 The number of diffusion steps T has no effect on this generator; the record says so.
 """
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import betainc
 
-from argen.ard.render import fit_to_size, render_frames
+from argen.generators.render import fit_to_size, render_frames
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame

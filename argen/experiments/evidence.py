@@ -3,10 +3,10 @@
 ``configs/evidence.yaml`` holds the configuration (a demo large enough for >= 30 test clips of every scarce
 class pooled over five folds, three seeds, the oracle control). Usage::
 
-    python -m argen.recognize.evidence queue          # dvc exp run --queue, one experiment per fold
+    python -m argen.experiments.evidence queue          # dvc exp run --queue, one experiment per fold
     ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1  # run them; the cache is shared across experiments
     dvc queue status                                  # until every experiment has succeeded
-    python -m argen.recognize.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
+    python -m argen.experiments.evidence table          # reports/evidence/table.md, table.csv, deltas.csv
 
 Each experiment re-runs ARGen on its fold's training split, so no identity frame or generated clip comes
 from that fold's test clips. ``table`` finds the finished experiments by name (``<name>-fold<k>``) among
@@ -32,13 +32,14 @@ from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.params import validate_params
 from argen.recognize.judge import judge_markdown
-from argen.recognize.metrics import wilson_interval
+from argen.experiments.queue import print_or_queue, yaml_value
 from argen.recognize.summary import markdown, recognition_tables, stage_tables
+from argen.stats import wilson_interval
 
 CONFIG = Path("configs/evidence.yaml")
 OUT = Path("reports/evidence")
 
-log = logging.getLogger("argen.recognize.evidence")
+log = logging.getLogger("argen.experiments.evidence")
 
 
 def read_config(path: Path = CONFIG) -> dict:
@@ -50,10 +51,6 @@ def read_config(path: Path = CONFIG) -> dict:
         if key not in (config or {}):
             raise UserError(f"{path}: missing key {key!r}")
     return config
-
-
-def yaml_value(value: object) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").strip()
 
 
 def queue_commands(config: dict) -> list[list[str]]:
@@ -121,7 +118,7 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
     revisions = experiment_revisions(config["name"])
     if not revisions:
         raise UserError(f"no finished experiment named {config['name']}-fold<k> (dvc exp show lists them; "
-                        f"queue them with: python -m argen.recognize.evidence queue)")
+                        f"queue them with: python -m argen.experiments.evidence queue)")
     predictions, params = collect_predictions(revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
     folds = sorted(predictions.fold.unique())
@@ -133,19 +130,6 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
         stage_tables(out, OUT, text, table, deltas, judged)
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
-
-
-def shell_text(command: list[str]) -> str:
-    """The command as one line a shell accepts (values with brackets, braces, commas or spaces quoted)."""
-    return " ".join(f"'{c}'" if any(ch in c for ch in " [{,*") else c for c in command)
-
-
-def print_or_queue(commands, run: bool) -> None:
-    """Print each ``dvc exp run --queue`` command; with ``run``, also run it (a failure raises)."""
-    for command in commands:
-        print(shell_text(command))
-        if run:
-            subprocess.run(command, check=True)
 
 
 def main(argv: list[str] | None = None) -> None:

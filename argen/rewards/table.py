@@ -4,8 +4,8 @@
 split into training and validation by identity (a seeded permutation of the identities; the last
 ``val_fraction`` of it validates), so no identity is on both sides.
 
-**Work.** For each pair, each of the 12 actions (:data:`argen.ard.policy.ACTIONS`) and each seed index s, the
-generator makes a ``rewards.frames``-frame video and :class:`argen.ard.rewards.VideoAuditor` scores it. All
+**Work.** For each pair, each of the 12 actions (:data:`argen.policy.reinforce.ACTIONS`) and each seed index s, the
+generator makes a ``rewards.frames``-frame video and :class:`argen.rewards.components.VideoAuditor` scores it. All
 actions of a pair share its seeds (common random numbers: the actions of a pair are compared on the same
 noise), ``seed = base_seed + 1000 * pair_number + s``. Every row keeps the component rewards, the steps run
 and the model calls; seconds go to a separate timings table, so the reward table itself is byte-identical
@@ -39,26 +39,26 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from argen.ard.generator import GenerationInput, make_generator, prompt_aus_from_line
-from argen.ard.policy import ACTIONS
-from argen.ard.rewards import RewardSettings, VideoAuditor
+from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
+from argen.actions import ACTIONS
+from argen.rewards.components import RewardSettings, VideoAuditor
 from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.extract.run import make_backend
 from argen.face import haar_cascade
 from argen.io import read_table, staged_outputs
-from argen.params import ARDParams, ExtractAUsParams, RewardsParams
+from argen.params import ExtractAUsParams, GeneratorParams, RewardsParams
 
 log = logging.getLogger(__name__)
 
-#: The generation-relevant ``ard`` keys: a change to any of them makes the reward table stale.
-GENERATION_KEYS: tuple[str, ...] = ("generator", "motion_path", "motion_g_min", "motion_g_max", "t2v_path",
-                                    "queue_len", "resample_iters", "size", "g_min", "g_max", "guidance_form",
-                                    "schedule", "queue", "warp_ridge")
-#: The modules of :mod:`argen.ard` whose code decides a row of the table (generation, rendering, audit,
-#: the action set): part of the fingerprint, so that a code change never reuses old shards.
-ROW_MODULES: tuple[str, ...] = ("generator", "guidance", "motion", "render", "warp", "ti2v", "rewards",
-                                "reward_table", "policy")
+#: ``generator`` keys that decide no row of the table: where it runs, and the length of full clips (the
+#: table's videos have ``rewards.frames``). Every other key makes the table stale when it changes.
+NOT_GENERATION_KEYS: frozenset[str] = frozenset({"device", "n_frames"})
+#: The modules whose code decides a row of the table (generation, rendering, audit, the action set), relative
+#: to the package: part of the fingerprint, so that a code change never reuses old shards.
+ROW_MODULES: tuple[str, ...] = ("generators/factory.py", "generators/guidance.py", "generators/motion.py",
+                                "generators/render.py", "generators/mean_face.py", "generators/warp.py",
+                                "generators/ti2v.py", "rewards/components.py", "rewards/table.py", "actions.py")
 #: ``rewards`` keys that change how the work runs, not what it computes.
 EXECUTION_KEYS: tuple[str, ...] = ("workers", "shard_pairs", "keep_videos")
 #: Component columns of the reward table.
@@ -102,7 +102,7 @@ def action_label(action: tuple[int, float, float]) -> str:
 class RewardContext:
     """Everything a worker needs to generate and audit (picklable)."""
 
-    ard: ARDParams
+    generator: GeneratorParams
     rewards: RewardsParams
     extract: ExtractAUsParams
     a_max: float
@@ -113,18 +113,22 @@ class RewardContext:
     device: str = ""
 
 
+def generation_settings(cfg: GeneratorParams) -> dict:
+    """The generator settings a reward table is made under (recorded with it; the policy stage checks them)."""
+    return {key: value for key, value in cfg.model_dump(mode="json").items() if key not in NOT_GENERATION_KEYS}
+
+
 def fingerprint(context: RewardContext, pairs: pd.DataFrame) -> str:
     """A digest of what determines the table's rows: the pairs (prompts, identity frames and landmarks),
     the settings and the generator's model files."""
-    ard = context.ard.model_dump(mode="json")
-    settings = {"ard": {key: ard[key] for key in GENERATION_KEYS},
+    settings = {"generator": generation_settings(context.generator),
                 # shard_pairs changes no row but decides which pairs a shard index holds
                 "rewards": context.rewards.model_dump(mode="json", exclude={"workers", "keep_videos"}),
                 "extract": context.extract.model_dump(mode="json") if context.rewards.au_backend == "openface" else {},
                 "a_max": round(context.a_max, 9), "base_seed": context.base_seed}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     package = Path(__file__).resolve().parents[1]
-    for path in sorted([*(package / "ard" / f"{name}.py" for name in ROW_MODULES), *(package / "extract").glob("*.py"),
+    for path in sorted([*(package / name for name in ROW_MODULES), *(package / "extract").glob("*.py"),
                         package / "face.py", package / "aus.py"]):
         digest.update(path.read_bytes())  # the code that makes and audits the videos
     digest.update(pd.util.hash_pandas_object(pairs, index=False).to_numpy().tobytes())
@@ -133,8 +137,9 @@ def fingerprint(context: RewardContext, pairs: pd.DataFrame) -> str:
     for name in sorted(set(pairs.image_file)):
         path = Path(context.image_dir) / name
         digest.update(path.read_bytes() if path.is_file() else b"missing")
-    model_dir = Path(context.ard.motion_path if context.ard.generator == "motion" else
-                     context.ard.t2v_path if context.ard.generator == "ti2v" else context.au_rows_path)
+    cfg = context.generator
+    model_dir = Path(cfg.motion_path if cfg.generator == "motion" else
+                     cfg.t2v_path if cfg.generator == "ti2v" else context.au_rows_path)
     files = sorted(p for p in model_dir.rglob("*") if p.is_file()) if model_dir.is_dir() else [model_dir]
     for path in files:
         if path.is_file():
@@ -153,14 +158,14 @@ def _init_worker(context: RewardContext) -> None:
     import torch
 
     torch.set_num_threads(1)
-    ard = context.ard if not context.device else context.ard.model_copy(update={"device": context.device})
-    rows = pd.read_parquet(context.au_rows_path) if context.ard.generator == "warp" else None
+    cfg = context.generator if not context.device else context.generator.model_copy(update={"device": context.device})
+    rows = pd.read_parquet(context.au_rows_path) if cfg.generator == "warp" else None
     # a generated clip starts on its (neutral) identity frame: the landmarks backend measures against it
     extract = context.extract.model_copy(update={"backend": context.rewards.au_backend, "reference": "first"})
     settings = RewardSettings(alpha=context.rewards.alpha, sharpness_ref=context.rewards.sharpness_ref,
                               contrast_ref=context.rewards.contrast_ref, face_min_size=context.rewards.face_min_size,
                               a_max=context.a_max, active_threshold=context.rewards.active_threshold)
-    _worker.update(generator=make_generator(ard, rows), context=context,
+    _worker.update(generator=make_generator(cfg, rows), context=context,
                    auditor=VideoAuditor(make_backend(extract), haar_cascade(), settings))
 
 

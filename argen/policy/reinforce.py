@@ -2,7 +2,7 @@
 
 For one (reference image x0, prompt y) pair the policy picks the sampler's action u = (T, a, b): the number
 of denoising steps T in S_T = {5, 10, 15, 20} and the shape (a, b) of the guidance curve (eq. 12) in
-S_a×b = {(2, 2), (3, 2), (2, 3)} (sec. 4.2). :data:`ACTIONS` lists the 12 actions T-major:
+S_a×b = {(2, 2), (3, 2), (2, 3)} (sec. 4.2). :data:`argen.actions.ACTIONS` lists the 12 actions T-major:
 index = t_index * 3 + ab_index.
 
 **Network** (:class:`PolicyNetwork`, eq. 13). The state is s = [c, r]: an image embedding c (on CPU dlib's
@@ -63,16 +63,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from argen.actions import ACTIONS, CURVE_CHOICES, SHAPE_VALUES, STEP_CHOICES
 from argen.errors import InputError
 
-#: S_T (sec. 4.2).
-STEP_CHOICES: tuple[int, ...] = (5, 10, 15, 20)
-#: S_a×b (sec. 4.2); (3, 3) is not an action.
-CURVE_CHOICES: tuple[tuple[float, float], ...] = ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0))
-#: The values of the a and b heads, in logit order.
-SHAPE_VALUES: tuple[float, ...] = (2.0, 3.0)
-#: The 12 actions (T, a, b), T-major: index = t_index * 3 + ab_index.
-ACTIONS: tuple[tuple[int, float, float], ...] = tuple((t, a, b) for t in STEP_CHOICES for a, b in CURVE_CHOICES)
 #: For each allowed (a, b) pair, the index of a and of b in the a and b heads.
 _A_INDEX = torch.tensor([SHAPE_VALUES.index(a) for a, _ in CURVE_CHOICES])
 _B_INDEX = torch.tensor([SHAPE_VALUES.index(b) for _, b in CURVE_CHOICES])

@@ -1,7 +1,7 @@
 """The face renderer shared by the ``warp`` and ``motion`` generators: landmark motion -> video frames.
 
 **Canonical mesh** (:func:`face_mesh`). The warp runs over one FIXED triangulation, computed once by
-Delaunay on the demo's mean face (:func:`argen.demo.face.neutral_landmarks`) with the inner lips parted,
+Delaunay on the generators' mean face (:data:`argen.generators.mean_face.MEAN_FACE`) with the inner lips parted,
 plus a ring of points around the face. A closed mouth has its inner-lip points (61-63 over 67-65) almost
 on top of each other, so a Delaunay mesh of a real source face is ill-defined there: its triangles may
 join a lip to the far lip or the nose, and the mouth can then only stretch, never open. In the canonical
@@ -54,8 +54,8 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from argen.demo.face import FaceShape, neutral_landmarks
 from argen.face import face_axes, mouth_measures
+from argen.generators.mean_face import MEAN_FACE
 
 #: Lip columns, top to bottom: outer upper, inner upper, inner lower, outer lower (dlib's 68 points).
 LIP_COLUMNS: tuple[tuple[int, ...], ...] = ((49, 59), (50, 61, 67, 58), (51, 62, 66, 57), (52, 63, 65, 56),
@@ -93,7 +93,7 @@ class FaceMesh:
 @lru_cache(maxsize=1)
 def face_mesh() -> FaceMesh:
     """The canonical mesh (module docstring), computed once."""
-    points = neutral_landmarks(FaceShape())[:, :2].copy()
+    points = MEAN_FACE.copy()
     points[[61, 62, 63], 1] -= 0.035  # part the inner lips so the mouth gets its own triangles
     points[[65, 66, 67], 1] += 0.035
     angle = np.linspace(0.0, 2 * np.pi, N_RING, endpoint=False)

@@ -1,4 +1,4 @@
-"""Figures of the ARD stages: the reward table per action and the held-out policy comparison."""
+"""The rewards stage's figure: the reward table's mean component rewards per action."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from argen.ard.policy import ACTIONS
+from argen.actions import ACTIONS
 
 #: Components drawn per action, with their colours.
 DRAWN = {"R_S": "#7f8c8d", "R_Q": "#2980b9", "R_F": "#27ae60", "R_E": "#c0392b", "R_A": "#8e44ad"}
@@ -33,23 +33,6 @@ def plot_action_rewards(per_action: pd.DataFrame, path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.legend(ncol=len(DRAWN), fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.set_title("Reward table: mean component reward per action", fontsize=10, pad=24)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def plot_comparison(comparison: pd.DataFrame, path: Path) -> None:
-    """Held-out mean total reward (with its standard error) and model calls per policy."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=110)
-    names = comparison.index.tolist()
-    colours = ["#c0392b" if name == "learned" else "#7f8c8d" for name in names]
-    left.barh(names, comparison.reward, xerr=comparison.reward_se, color=colours)
-    left.set_xlabel("mean total reward R on validation pairs (+- s.e.)")
-    left.invert_yaxis()
-    right.barh(names, comparison.model_calls, color=colours)
-    right.set_xlabel("mean model calls per video")
-    right.invert_yaxis()
-    right.set_yticks(range(len(names)), [""] * len(names))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

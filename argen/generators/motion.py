@@ -3,7 +3,7 @@
 Instead of pixels (ModelScope T2V on a GPU), the CPU generator diffuses a low-dimensional expression
 representation, the way the dyadic-expression paper generates expression coefficients: a sequence of
 M frames x 68 landmarks x 2 in the face frame, each frame's displacement from the first. The renderer
-(:mod:`argen.ard.render`) then warps the identity frame along it.
+(:mod:`argen.generators.render`) then warps the identity frame along it.
 
 **Training data** (:func:`training_tracks`). Every clip of extract_aus's rows becomes one track:
 
@@ -56,7 +56,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from argen.ard.guidance import guidance_curve
+from argen.generators.guidance import guidance_curve
 from argen.aus import INTENSITY_AUS, MAX_INTENSITY
 from argen.errors import UserError
 from argen.extract import landmarks_of

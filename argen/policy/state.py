@@ -20,6 +20,7 @@ import torch
 
 from argen.asi.retrieval import minilm
 from argen.face import face_model_path
+from argen.params import GeneratorParams
 
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 
@@ -55,7 +56,7 @@ def text_embeddings(prompts: list[str]) -> np.ndarray:
 @torch.no_grad()
 def ti2v_states(components, images: list[np.ndarray], prompts: list[str], size: int) -> tuple[np.ndarray, np.ndarray]:
     """(VAE latents pooled to 4 x 4 per channel (N, 16 C), mean CLIP token embeddings (N, D)) for ``ti2v``."""
-    from argen.ard.ti2v import image_to_tensor
+    from argen.generators.ti2v import image_to_tensor
 
     vae, encoder, tokenizer = components.vae, components.text_encoder, components.tokenizer
     latents, texts = [], []
@@ -72,19 +73,19 @@ def ti2v_states(components, images: list[np.ndarray], prompts: list[str], size: 
     return np.stack(latents).astype(np.float32), np.stack(texts).astype(np.float32)
 
 
-def encode_states(ard, images: list[np.ndarray], landmarks: np.ndarray,
+def encode_states(cfg: GeneratorParams, images: list[np.ndarray], landmarks: np.ndarray,
                   prompts: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
-    """The states of pairs for the generator ``ard.generator`` names: (E(x0), tau(y), what encoded them)."""
-    if ard.generator == "ti2v":
-        from argen.ard.generator import make_generator
+    """The states of pairs for the generator ``generator.generator`` names: (E(x0), tau(y), what encoded them)."""
+    if cfg.generator == "ti2v":
+        from argen.generators.factory import make_generator
 
-        generator = make_generator(ard)
-        image_emb, text_emb = ti2v_states(generator.components, images, prompts, ard.size)
-        return image_emb, text_emb, f"ti2v VAE latent (4x4 pooled) + CLIP text mean ({ard.t2v_path})"
+        generator = make_generator(cfg)
+        image_emb, text_emb = ti2v_states(generator.components, images, prompts, cfg.size)
+        return image_emb, text_emb, f"ti2v VAE latent (4x4 pooled) + CLIP text mean ({cfg.t2v_path})"
     return face_descriptors(images, landmarks), text_embeddings(prompts), "dlib face descriptor + MiniLM"
 
 
-def pair_states(ard, pairs, identities, image_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
+def pair_states(cfg: GeneratorParams, pairs, identities, image_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """The state of every pair (``identity_id``, ``prompt``), identities indexed by id (image_file, landmarks).
 
     Raises:
@@ -100,4 +101,4 @@ def pair_states(ard, pairs, identities, image_dir: Path) -> tuple[np.ndarray, np
         if image is None:
             raise InputError(f"{path}: identity image missing or unreadable (re-run the identities stage)")
         images.append(image)
-    return encode_states(ard, images, landmarks_of(identities.loc[pairs.identity_id]), pairs.prompt.tolist())
+    return encode_states(cfg, images, landmarks_of(identities.loc[pairs.identity_id]), pairs.prompt.tolist())

@@ -1,9 +1,9 @@
 """One interface for every generator: generate(identity, prompt, action (T, a, b), seed, frames).
 
-``ard.generator`` picks ``motion`` (CPU default: landmark-motion diffusion, :mod:`argen.ard.motion`, rendered
-by :mod:`argen.ard.render`), ``warp`` (AU-driven landmark warp, :mod:`argen.ard.warp`; T has no effect) or
-``ti2v`` (the TI2V-Zero sampler on a local ModelScope T2V, :mod:`argen.ard.ti2v`). All take BGR uint8
-identity frames (OpenCV's order, as every stage reads them) and return BGR uint8 videos of ``ard.size``
+``generator.generator`` picks ``motion`` (CPU default: landmark-motion diffusion, :mod:`argen.generators.motion`, rendered
+by :mod:`argen.generators.render`), ``warp`` (AU-driven landmark warp, :mod:`argen.generators.warp`; T has no effect) or
+``ti2v`` (the TI2V-Zero sampler on a local ModelScope T2V, :mod:`argen.generators.ti2v`). All take BGR uint8
+identity frames (OpenCV's order, as every stage reads them) and return BGR uint8 videos of ``generator.size``
 pixels square with a record of what ran.
 """
 
@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from argen.ard.motion import MotionGuidance, MotionModel, condition_from_prompt, motion_to_pixels, sample_motion
-from argen.ard.render import fit_to_size, render_frames
-from argen.ard.ti2v import SamplerConfig, TI2VComponents, sample
-from argen.ard.warp import WarpGenerator, fit_au_landmark_model
+from argen.generators.motion import MotionGuidance, MotionModel, condition_from_prompt, motion_to_pixels, sample_motion
+from argen.generators.render import fit_to_size, render_frames
+from argen.generators.ti2v import SamplerConfig, TI2VComponents, sample
+from argen.generators.warp import WarpGenerator, fit_au_landmark_model
 from argen.asi.kb import MODIFIERS
-from argen.params import ARDParams
+from argen.params import GeneratorParams
 
 def _adverb_midpoints() -> dict[str, float]:
     """r read back from an intensity adverb: the middle of the adverb's band in eq. 9's modifier map."""
@@ -143,16 +143,16 @@ class TI2VVideoGenerator:
         return frames[..., ::-1].copy(), record
 
 
-def make_generator(cfg: ARDParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
-    """The generator ``ard.generator`` names.
+def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:
+    """The generator ``generator.generator`` names.
 
     Args:
-        cfg: the ``ard`` section.
+        cfg: the ``generator`` section.
         au_frames: extract_aus rows, to fit the warp's AU-to-landmark model (warp only).
 
     Raises:
-        MotionModelError: ``motion`` without a trained model at ``ard.motion_path``.
-        FileNotFoundError: ``ti2v`` without the T2V weights at ``ard.t2v_path``.
+        MotionModelError: ``motion`` without a trained model at ``generator.motion_path``.
+        FileNotFoundError: ``ti2v`` without the T2V weights at ``generator.t2v_path``.
         ValueError: ``warp`` without AU rows to fit its model on.
     """
     if cfg.generator == "motion":

@@ -184,7 +184,7 @@ def au_fidelity(aus: np.ndarray, prompt_aus: dict[int, float], threshold: float 
 
     Args:
         aus: AU intensities (M, 17) in OpenFace's order.
-        prompt_aus: the prompt's AUs {AU: r} (:func:`argen.ard.generator.prompt_aus_from_line`).
+        prompt_aus: the prompt's AUs {AU: r} (:func:`argen.generators.factory.prompt_aus_from_line`).
         threshold: activation threshold on the 0-5 scale.
 
     Returns:

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from argen.ard.policy import ACTIONS, PolicyNetwork, PolicySettings, greedy_choices, train_policy
-from argen.ard.reward_table import COMPONENTS
-from argen.recognize.metrics import Z95
+from argen.actions import ACTIONS
+from argen.policy.reinforce import PolicyNetwork, PolicySettings, greedy_choices, train_policy
+from argen.rewards.table import COMPONENTS
+from argen.stats import Z95
 
 
 def total_reward(table: pd.DataFrame, lam: float, weight_au: float = 0.0, weight_human: float = 0.0,

@@ -5,8 +5,8 @@ identity with a verified prompt of that emotion, in a seeded random order; when 
 than there are identities, the order repeats and the repeats get new seeds (clip number n of round r
 uses seed ``base + 1000 * n + 100_000 * r``), so no two clips are identical.
 
-**Which action.** ``ard.policy``: ``learned`` takes the argmax of the trained policy for the pair's state
-(line 14), ``random`` draws one of the 12 actions uniformly (seeded), ``fixed`` uses ``ard.fixed_action``.
+**Which action.** ``generate.policy``: ``learned`` takes the argmax of the trained policy for the pair's state
+(line 14), ``random`` draws one of the 12 actions uniformly (seeded), ``fixed`` uses ``generate.fixed_action``.
 
 **What is written.** Each clip's frames as JPEG files ``data/generated/<clip_id>/00001.jpg``... (the layout a
 frame-folder dataset has, so the recognition stage reads them like real clips) and one index row per
@@ -24,9 +24,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from argen.ard.generator import GenerationInput, VideoGenerator, prompt_aus_from_line
-from argen.ard.policy import ACTIONS
+from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.actions import ACTIONS
 from argen.emotions import EMOTION_INDEX
+from argen.params import GenerateParams, GeneratorParams
 
 
 def choose_pairs(prompts: pd.DataFrame, per_class: dict[str, int], seed: int) -> pd.DataFrame:
@@ -50,7 +51,7 @@ def choose_pairs(prompts: pd.DataFrame, per_class: dict[str, int], seed: int) ->
 
 def pick_actions(policy: str, n: int, seed: int, fixed: tuple[int, float, float],
                  learned: np.ndarray | None = None) -> np.ndarray:
-    """Action indices for ``n`` pairs under ``ard.policy``."""
+    """Action indices for ``n`` pairs under ``generate.policy``."""
     if policy == "learned":
         if learned is None or len(learned) != n:
             raise ValueError("the learned policy's choices are needed for every pair")
@@ -60,28 +61,28 @@ def pick_actions(policy: str, n: int, seed: int, fixed: tuple[int, float, float]
     return np.full(n, ACTIONS.index((int(fixed[0]), float(fixed[1]), float(fixed[2]))))
 
 
-def policy_actions(ard, pairs: pd.DataFrame, images: dict[str, np.ndarray], landmarks: dict[str, np.ndarray],
+def policy_actions(cfg: GenerateParams, generator: GeneratorParams, pairs: pd.DataFrame, images: dict[str, np.ndarray], landmarks: dict[str, np.ndarray],
                    seed: int, policy_dir: Path) -> np.ndarray:
-    """Action indices for ``pairs`` (identity_id, prompt) under ``ard.policy`` (module docstring).
+    """Action indices for ``pairs`` (identity_id, prompt) under ``generate.policy`` (module docstring).
 
     Raises:
         UserError: the policy in ``policy_dir`` was trained on states another generator encodes.
     """
     learned = None
-    if ard.policy == "learned":
-        from argen.ard.policy import greedy_choices, load_policy
-        from argen.ard.state import encode_states
+    if cfg.policy == "learned":
+        from argen.policy.reinforce import greedy_choices, load_policy
+        from argen.policy.state import encode_states
         from argen.errors import UserError
 
         model, config = load_policy(policy_dir)
-        image_emb, text_emb, encoder = encode_states(ard, [images[i] for i in pairs.identity_id],
+        image_emb, text_emb, encoder = encode_states(generator, [images[i] for i in pairs.identity_id],
                                                      np.stack([landmarks[i] for i in pairs.identity_id]),
                                                      pairs.prompt.tolist())
         if encoder != config.get("encoder"):
             raise UserError(f"{policy_dir} was trained on states from {config.get('encoder')!r}, but the generator "
-                            f"{ard.generator!r} encodes {encoder!r}: re-run the policy stage")
+                            f"{generator.generator!r} encodes {encoder!r}: re-run the policy stage")
         learned = greedy_choices(model, image_emb, text_emb)
-    return pick_actions(ard.policy, len(pairs), seed, ard.fixed_action, learned)
+    return pick_actions(cfg.policy, len(pairs), seed, cfg.fixed_action, learned)
 
 
 def generate_set(pairs: pd.DataFrame, actions: np.ndarray, generator: VideoGenerator, images: dict[str, np.ndarray],

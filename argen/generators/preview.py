@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from argen.ard.generator import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
 from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.face import FaceAnalyzer

@@ -4,10 +4,10 @@
 and the tables (rows = experiments, with the paper's row names; columns = metrics read from the
 experiments' metrics files). Usage::
 
-    python -m argen.ablations commands [--table 3 4 5]   # print the `dvc exp run --queue` commands
-    python -m argen.ablations queue [--table 3 4 5]      # ... and queue them
+    python -m argen.experiments.ablations commands [--table 3 4 5]   # print the `dvc exp run --queue` commands
+    python -m argen.experiments.ablations queue [--table 3 4 5]      # ... and queue them
     ARGEN_CACHE=$PWD/data/cache dvc queue start -j 1
-    python -m argen.ablations table [--out DIR]          # reports/ablations/comparison.md, comparison.csv, cost.csv
+    python -m argen.experiments.ablations table [--out DIR]          # reports/ablations/comparison.md, comparison.csv, cost.csv
 
 Experiments whose overrides (the shared ``set`` plus their own) are identical run once: the later names
 are aliases of the first. ``table`` finds the finished experiments by name (``<name>-<experiment>``) among
@@ -39,12 +39,12 @@ import yaml
 from argen.errors import UserError
 from argen.io import staged_outputs
 from argen.markdown import markdown_table
-from argen.recognize.evidence import print_or_queue, shell_text, yaml_value
+from argen.experiments.queue import print_or_queue, shell_text, yaml_value
 
 CONFIG = Path("configs/ablations.yaml")
 OUT = Path("reports/ablations")
 
-log = logging.getLogger("argen.ablations")
+log = logging.getLogger("argen.experiments.ablations")
 
 #: Reads a file of an experiment: (experiment commit, path) -> text, or None when it has no such file.
 FileReader = Callable[[str, str], "str | None"]
