@@ -95,3 +95,20 @@ def test_summary_counts_and_interval() -> None:
     assert summary["fear"]["mean_delta"] == pytest.approx(0.5)
     assert summary["fear"]["top_low"] < 0.5 < summary["fear"]["top_high"]
     assert summary["disgust"]["top_share"] == 1.0
+
+
+def test_clip_folders_and_table(judge: Fer2013Judge, astronaut: np.ndarray, tmp_path) -> None:
+    """A stored clip (identity frame first) is read and scored; a clip with a missing frame is unscored."""
+    import pandas as pd
+
+    from argen.evaluate.fer2013 import judge_clip_folders, judge_table_lines
+
+    for k, frame in enumerate((astronaut, astronaut, exposed(astronaut, -1.0))):
+        cv2.imwrite(str(tmp_path / f"{k}.png"), frame)
+    clips = pd.DataFrame({"clip_id": ["a", "b"], "emotion": ["happy", "fear"], "frames_dir": [str(tmp_path)] * 2,
+                          "frames": [["0.png", "1.png", "2.png"], ["0.png", "9.png"]]})
+    table, unscored = judge_clip_folders(judge, clips)
+    assert table.source.tolist() == ["a"] and table.identity_top.iloc[0] == "happy"
+    assert unscored == [{"source": "b", "emotion": "fear", "reason": "missing or unreadable frames"}]
+    lines = judge_table_lines(summarise(table), "caption")
+    assert lines[0] == "## FER2013 judge" and any(line.startswith("| happy | 1 |") for line in lines)

@@ -209,3 +209,30 @@ def judge_clips(judge: Fer2013Judge | None, videos: list[np.ndarray], emotions: 
         scores.append(score_clip(probabilities, emotion, found_by))
         kept.append(source)
     return score_table(scores, kept), unscored
+
+
+def judge_clip_folders(judge: Fer2013Judge, clips: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
+    """:func:`judge_clips` of clips stored as frame folders: columns ``clip_id``, ``emotion``, ``frames_dir``
+    and ``frames`` (file names, identity frame first). A clip with an unreadable frame is unscored."""
+    videos, emotions, sources, unscored = [], [], [], []
+    for clip in clips.itertuples():
+        images = [cv2.imread(str(Path(clip.frames_dir) / name), cv2.IMREAD_COLOR) for name in clip.frames]
+        if not images or any(image is None for image in images):
+            unscored.append({"source": clip.clip_id, "emotion": clip.emotion, "reason": "missing or unreadable frames"})
+            continue
+        videos.append(np.stack(images))
+        emotions.append(clip.emotion)
+        sources.append(clip.clip_id)
+    table, more = judge_clips(judge, videos, emotions, sources)
+    return table, unscored + more
+
+
+def judge_table_lines(summary: list[dict], caption: str) -> list[str]:
+    """The FER2013 judge's per-emotion figures as a Markdown section (for ``tables.md``)."""
+    from argen.markdown import markdown_table
+
+    rows = [(r["emotion"], r["clips"], f"{r['mean_delta']:+.3f}", f"{r['min_delta']:+.3f}", f"{r['max_delta']:+.3f}",
+             r["raised"], f"{r['became_top']}/{r['clips']} [{r['top_low']:.2f}, {r['top_high']:.2f}]") for r in summary]
+    return ["## FER2013 judge", "", caption, "",
+            *markdown_table(["emotion", "clips", "mean Δp", "min Δp", "max Δp", "Δp > 0", "top class (95 % CI)"],
+                            rows, "No clip was scored."), ""]
