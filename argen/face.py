@@ -28,6 +28,12 @@ ALIGNED_LEFT_EYE = (0.32, 0.38)
 ALIGNED_RIGHT_EYE = (0.68, 0.38)
 
 
+#: A mouth pixel is teeth-like when this much lighter (CIELAB L*) and less red (a*) than the lips.
+TEETH_LIGHTER, TEETH_LESS_RED = 10.0, 4.0
+#: The inner-lip outline is widened by this many IOD up and down where teeth are looked for.
+TEETH_MARGIN = 0.03
+
+
 class FaceModelError(RuntimeError):
     """A face model file is missing; the message names the file and the package that ships it."""
 
@@ -184,3 +190,39 @@ def crop_box(image: np.ndarray, box: tuple[float, float, float, float], margin: 
     x0, y0 = int(max(0, x - margin * w)), int(max(0, y - margin * h))
     x1, y1 = int(min(image.shape[1], x + w * (1 + margin))), int(min(image.shape[0], y + h * (1 + margin)))
     return image[y0:y1, x0:x1]
+
+
+def mouth_measures(image: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+    """Pixel figures of the mouth of one BGR frame with landmarks (68, 2): how much of it looks like teeth.
+
+    ``teeth_share``: the teeth-like pixels between the inner lips, the inner-lip outline (60-67) widened by
+    :data:`TEETH_MARGIN` IOD up and down (dlib often closes it over visible teeth), over the pixels inside
+    the outer lip outline (48-59). Teeth-like: at least :data:`TEETH_LIGHTER` L* lighter and
+    :data:`TEETH_LESS_RED` a* less red than the lips (the median of the ring between the outer and inner
+    outlines, lip whether the mouth is closed or the inner lips hug visible teeth). Both are differences
+    within the mouth, so exposure and white balance move lips and teeth together. NaN when the mouth is too
+    small to tell.
+    """
+    _, _, down, iod = face_axes(landmarks)
+    outer = np.round(landmarks[48:60]).astype(np.int32)
+    x0, y0 = np.maximum(outer.min(axis=0) - 2, 0)
+    x1, y1 = outer.max(axis=0) + 3
+    window = image[y0:y1, x0:x1]
+    if window.shape[0] < 3 or window.shape[1] < 3:
+        return {"teeth_share": float("nan")}
+    origin = np.array([x0, y0])
+    inner = landmarks[60:68].copy()
+    inner[1:4] -= TEETH_MARGIN * iod * down   # 61-63, the upper inner lip, up
+    inner[5:8] += TEETH_MARGIN * iod * down   # 65-67 down
+    masks = {}
+    for name, polygon in (("mouth", landmarks[48:60]), ("inner", landmarks[60:68]), ("teeth", inner)):
+        masks[name] = np.zeros(window.shape[:2], np.uint8)
+        cv2.fillPoly(masks[name], [np.round(polygon - origin).astype(np.int32)], 1)
+    ring = (masks["mouth"] > 0) & (masks["inner"] == 0)
+    if masks["mouth"].sum() < 8 or ring.sum() < 4:
+        return {"teeth_share": float("nan")}
+    lab = cv2.cvtColor(window.astype(np.float32) / 255.0, cv2.COLOR_BGR2LAB)
+    lip = np.median(lab[ring], axis=0)
+    teeth = (lab[..., 0] >= lip[0] + TEETH_LIGHTER) & (lab[..., 1] <= lip[1] - TEETH_LESS_RED)
+    between = (masks["teeth"] > 0) & (masks["mouth"] > 0)
+    return {"teeth_share": float((teeth & between).sum() / masks["mouth"].sum())}

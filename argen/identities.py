@@ -6,8 +6,14 @@ For each identity-source clip, frames are dropped when no face was found, when t
 image's shorter side is below ``min_image_size`` or the face box's shorter side below ``min_face_size``.
 With ``neutral_check`` (default) a frame must also look neutral by an absolute test on its landmarks that
 needs no reference frame (:func:`neutrality_failures`): lips closed (inner-lip gap at most
-``max_lip_gap`` inter-ocular distances), lip corners not raised above the lip line (``max_corner_lift``)
-and eyes open (aperture at least ``min_eye_aperture``). The AU minimum alone is not enough on real data:
+``max_lip_gap`` inter-ocular distances), lip corners not raised above the lip line (``max_corner_lift``),
+no smirk (the two corners' heights within ``max_corner_asymmetry``) and eyes open (aperture at least
+``min_eye_aperture``); then, on the image of each candidate in turn, no teeth between the lips
+(:func:`mouth_measures`, ``max_teeth_share``). The thresholds were measured on real faces (about 90
+photographs and 220 video frames, docs/real_faces.md): closed lips read a gap of at most 0.025 IOD and
+slightly parted ones 0.04-0.06; neutral corners at most 0.04 IOD above the lip line and closed-mouth
+smiles 0.07-0.11; a visible smirk 0.075 or more of corner asymmetry; closed lips at most 0.03 teeth
+share and the astronaut's smile 0.16-0.23 under +-1 stop and a warm white balance. The AU minimum alone is not enough on real data:
 AUs are measured against the clip's own least-expressive frames, so in a clip where the person talks or
 smiles throughout, every frame reads near 0 and the "least expressive" one is often mid-speech or a broad
 smile. Of the frames left, the one with the lowest mean AU intensity over the 17 AUs (eq. 23-24) is the
@@ -30,14 +36,25 @@ import pandas as pd
 from argen.aus import INTENSITY_COLUMNS
 from argen.errors import InputError
 from argen.extract import landmarks_of
-from argen.extract.landmarks import MEASURES, geometric_measures
-from argen.face import crop_box
+from argen.extract.landmarks import MEASURES, face_frame, geometric_measures
+from argen.face import crop_box, mouth_measures
 from argen.io import decode_frame
 from argen.params import IdentitiesParams
 
 #: Frame checks in the order their failures are reported.
 CHECKS: tuple[str, ...] = ("no face", "image too small", "face too small", "blurred", "too dark", "too bright",
-                           "low contrast", "mouth open", "smiling", "eyes closed")
+                           "low contrast", "mouth open", "smiling", "smirk", "eyes closed", "teeth showing")
+
+
+def corner_lifts(landmarks: np.ndarray) -> np.ndarray:
+    """Each lip corner's height above the lip line (n, 2: image-left 48, image-right 54), in IOD.
+
+    The lip line and face frame are those of ``corner_height`` in
+    :func:`argen.extract.landmarks.geometric_measures` (eyes level, canthi anchored), whose mean these are.
+    """
+    p = face_frame(landmarks, anchor="canthi")
+    line = 0.73 * p[:, 62, 1] + 0.27 * p[:, 66, 1]
+    return np.stack([line - p[:, 48, 1], line - p[:, 54, 1]], axis=1)
 
 
 def neutrality_failures(landmarks: np.ndarray, params: IdentitiesParams) -> pd.DataFrame:
@@ -50,10 +67,12 @@ def neutrality_failures(landmarks: np.ndarray, params: IdentitiesParams) -> pd.D
     """
     with np.errstate(invalid="ignore"):
         measures = geometric_measures(landmarks)
+        lifts = corner_lifts(landmarks)
     column = {name: measures[:, i] for i, name in enumerate(MEASURES)}
     return pd.DataFrame({
         "mouth open": column["lip_gap"] > params.max_lip_gap,
         "smiling": column["corner_height"] > params.max_corner_lift,
+        "smirk": np.abs(lifts[:, 0] - lifts[:, 1]) > params.max_corner_asymmetry,
         "eyes closed": column["aperture"] < params.min_eye_aperture,
     })
 
@@ -73,6 +92,7 @@ def frame_failures(frames: pd.DataFrame, params: IdentitiesParams) -> pd.DataFra
     neutral = neutrality_failures(landmarks_of(frames), params).set_index(frames.index)
     for check in neutral.columns:
         failures[check] = neutral[check] & params.neutral_check
+    failures["teeth showing"] = False  # an image check, run on the candidates only (select_identities)
     return failures
 
 
@@ -83,7 +103,9 @@ def _rejection_reason(failures: pd.DataFrame, params: IdentitiesParams) -> str:
                   "face too small": f"face < {params.min_face_size} px", "image too small": f"image < {params.min_image_size} px",
                   "mouth open": f"lip gap > {params.max_lip_gap:g} IOD",
                   "smiling": f"lip corners > {params.max_corner_lift:g} IOD above the lip line",
-                  "eyes closed": f"eye aperture < {params.min_eye_aperture:g}"}
+                  "smirk": f"one lip corner > {params.max_corner_asymmetry:g} IOD higher than the other",
+                  "eyes closed": f"eye aperture < {params.min_eye_aperture:g}",
+                  "teeth showing": f"teeth-like share of the mouth > {params.max_teeth_share:g}"}
     parts = [f"{int(counts[c])} {c}" + (f" ({thresholds[c]})" if c in thresholds else "") for c in CHECKS if counts[c]]
     return f"no admissible frame among {len(failures)}: " + ", ".join(parts)
 
@@ -110,14 +132,22 @@ def select_identities(frames: pd.DataFrame, sources: pd.DataFrame,
             continue
         failures = frame_failures(rows, params)
         admissible = rows[~failures.any(axis=1)]
-        if admissible.empty:
+        mean_au = admissible[list(INTENSITY_COLUMNS)].mean(axis=1).sort_values(kind="stable")
+        best, teeth = None, float("nan")
+        for index in mean_au.index:  # least expressive first; the image is read only for these candidates
+            teeth = _teeth_share(Path(source.frames_dir), rows.loc[index], params)
+            if not teeth > params.max_teeth_share:  # NaN (mouth too small to tell) passes
+                best = rows.loc[index]
+                break
+            failures.loc[index, "teeth showing"] = True
+        if best is None:
             rejected.append({"clip_id": source.clip_id, "reason": _rejection_reason(failures, params)})
             continue
-        mean_au = admissible[list(INTENSITY_COLUMNS)].mean(axis=1)
-        best = admissible.loc[mean_au.idxmin()]
         record = best.to_dict()
         record.update({"subject": source.subject, "label": source.label, "frames_dir": source.frames_dir,
-                       "mean_au": float(mean_au.min()), "n_frames": len(rows), "n_admissible": len(admissible)})
+                       "mean_au": float(mean_au[best.name]), "teeth_share": teeth, "n_frames": len(rows),
+                       # frames passing every check (the teeth check stops at the first candidate that passes)
+                       "n_admissible": int(len(mean_au) - failures["teeth showing"].sum())})
         selected.append(record)
     return pd.DataFrame(selected), pd.DataFrame(rejected, columns=["clip_id", "reason"])
 
@@ -132,6 +162,17 @@ def read_identity_image(path: Path) -> np.ndarray:
     if problem:
         raise InputError(f"identity image {path}: {problem} (re-run the identities stage: dvc repro identities)")
     return image
+
+
+def _teeth_share(frames_dir: Path, row: pd.Series, params: IdentitiesParams) -> float:
+    """The teeth-like share of a frame's mouth (:func:`mouth_measures`); NaN when the check is off."""
+    if not params.neutral_check:
+        return float("nan")
+    path = frames_dir / row.frame_file
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"identity candidate frame vanished or is unreadable: {path}")
+    return mouth_measures(image, landmarks_of(row.to_frame().T)[0])["teeth_share"]
 
 
 def identity_file_name(clip_id: str) -> str:

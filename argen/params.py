@@ -193,9 +193,11 @@ class IdentitiesParams(_Section):
     grey-level standard deviation (eq. 26) are within bounds, a face was found, and both the image's
     shorter side and the face box's shorter side are large enough, and, with ``neutral_check``, the face
     looks neutral on an absolute test of its landmarks (lips closed: inner-lip gap at most ``max_lip_gap``
-    inter-ocular distances; lip corners at most ``max_corner_lift`` IOD above the lip line; eyes open:
-    aperture, lid distance over eye width, at least ``min_eye_aperture``). Among admissible frames the one
-    with the lowest mean AU intensity (eq. 23-24) is the identity. See :mod:`argen.identities`.
+    inter-ocular distances; lip corners at most ``max_corner_lift`` IOD above the lip line; no smirk: the
+    two corners' heights differ by at most ``max_corner_asymmetry`` IOD; eyes open: aperture, lid distance
+    over eye width, at least ``min_eye_aperture``; no teeth: at most ``max_teeth_share`` of the mouth
+    teeth-like, checked on the image). Among admissible frames the one with the lowest mean AU intensity
+    (eq. 23-24) is the identity. See :mod:`argen.identities`.
     """
 
     min_sharpness: float = Field(100.0, ge=0.0)
@@ -205,8 +207,10 @@ class IdentitiesParams(_Section):
     min_face_size: int = Field(40, ge=1)
     min_image_size: int = Field(64, ge=1)
     neutral_check: bool = True
-    max_lip_gap: float = Field(0.06, ge=0.0)
-    max_corner_lift: float = Field(0.06, ge=-1.0)
+    max_lip_gap: float = Field(0.03, ge=0.0)
+    max_corner_lift: float = Field(0.05, ge=-1.0)
+    max_corner_asymmetry: float = Field(0.065, ge=0.0)
+    max_teeth_share: float = Field(0.1, ge=0.0, le=1.0)
     min_eye_aperture: float = Field(0.15, ge=0.0)
     grid_size: int = Field(24, ge=1, le=200)
 

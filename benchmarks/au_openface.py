@@ -8,7 +8,8 @@ CSVs computed beforehand (``--openface-csv DIR``: ``DIR/<clip>.csv`` or ``DIR/<c
 
 Per AU it prints, over the frames where both found a face: OpenFace's mean intensity, the share of frames
 where OpenFace's intensity reaches ``--active-intensity`` and where its presence ``AUxx_c`` is 1, the
-landmarks backend's mean, the mean absolute difference, Pearson r pooled over all clips, and the mean of
+landmarks backend's mean and active share, the scale (landmarks mean over OpenFace's), the mean absolute
+difference, Pearson r pooled over all clips, and the mean of
 the per-clip r (where both series vary). "Active" AUs (marked ``*``) are those whose OpenFace intensity
 reaches ``--active-intensity`` on at least ``--active-share`` of the frames; the summary line is the mean
 pooled r over them. Per clip it prints the face-found rates and the mean r over the AUs active in it.
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     openface = CapturingOpenFace(args.openface_bin, **openface_settings(args)) if args.openface_bin else None
     failures: list[str] = []
     folders = clip_folders(args.frames, args.clips)
-    of_parts, lm_parts = [], []
+    of_parts, lm_parts, failed = [], [], 0
     for folder in folders:
         clip = folder.name
         names_all = list_frames(folder)
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             of_rows = of_rows[of_rows.frame_file.isin(names)].reset_index(drop=True)
             of_rows["frame"] = np.arange(len(of_rows))
         except OpenFaceError as err:
+            failed += 1
             print(f"warning: OpenFace on clip {clip}: {err}; counted as no face", file=sys.stderr)
             failures.append(str(err))
             of_rows = lm_parts[-1][["clip_id", "frame", "frame_file"]].copy()
@@ -301,18 +303,21 @@ def main(argv: list[str] | None = None) -> None:
                      "openface_active_share": share,
                      "openface_c_share": float(np.nanmean(presence)) if np.isfinite(presence).any() else np.nan,
                      "landmarks_mean": float(lm.mean()) if len(lm) else np.nan,
+                     "landmarks_active_share": float((lm >= args.active_intensity).mean()) if len(lm) else np.nan,
+                     "scale": float(lm.mean() / of.mean()) if len(of) and of.mean() > 0 else np.nan,
                      "mae": float(np.abs(of - lm).mean()) if len(of) else np.nan, "r_pooled": r_pooled,
                      "r_clip_mean": float(np.mean(clip_rs)) if clip_rs else np.nan, "n_clips_r": len(clip_rs)})
     table = pd.DataFrame(rows)
 
     t = args.active_intensity
-    print(f"\n{'AU':9s}{'OF mean':>8s}{f'OF>={t:g}':>8s}{'OF _c':>7s}{'LM mean':>8s}{'MAE':>6s}"
-          f"{'r pooled':>9s}{'r clip':>8s}{'n':>4s}")
+    print(f"\n{'AU':9s}{'OF mean':>8s}{f'OF>={t:g}':>8s}{'OF _c':>7s}{'LM mean':>8s}{f'LM>={t:g}':>8s}{'scale':>6s}"
+          f"{'MAE':>6s}{'r pooled':>9s}{'r clip':>8s}{'n':>4s}")
     for row in table.itertuples():
         print(f"{row.au + ('*' if row.active else ''):9s}{row.openface_mean:8.2f}{100 * row.openface_active_share:7.0f}%"
-              f"{100 * row.openface_c_share:6.0f}%{row.landmarks_mean:8.2f}{row.mae:6.2f}{row.r_pooled:9.2f}"
-              f"{row.r_clip_mean:8.2f}{row.n_clips_r:4d}")
-    print(f"* active: OpenFace intensity >= {t:g} on >= {100 * args.active_share:g}% of the frames both found a face on")
+              f"{100 * row.openface_c_share:6.0f}%{row.landmarks_mean:8.2f}{100 * row.landmarks_active_share:7.0f}%"
+              f"{row.scale:6.2f}{row.mae:6.2f}{row.r_pooled:9.2f}{row.r_clip_mean:8.2f}{row.n_clips_r:4d}")
+    print(f"* active: OpenFace intensity >= {t:g} on >= {100 * args.active_share:g}% of the frames both found a face on; "
+          f"scale: landmarks mean / OpenFace mean (1 = the same scale)")
     clip_means = table.loc[table.active, "r_clip_mean"].to_numpy(float)
     print(f"mean r over AUs OpenFace activates ({len(active)}): pooled {np.nanmean(active) if active else np.nan:.3f}, "
           f"per-clip {np.nanmean(clip_means) if np.isfinite(clip_means).any() else np.nan:.3f}; "

@@ -2,9 +2,11 @@
 
 Reads ``generator``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
 model (``models/motion`` for ``motion``; extract_aus rows for ``warp``). Writes
-``reports/generator/contact_sheet.jpg`` (demo identities and, with ``preview.real_face``, the astronaut,
-also with the fixed prompt when ``preview.fixed_prompt``; frames 1, 6, 11, 16) and ``reports/generator/metrics.json`` (per clip: what ran, seconds, folded triangles,
-mouth opening).
+``reports/generator/contact_sheet.jpg`` (the dataset's identities and, with ``preview.real_face``, the
+astronaut, also with the fixed prompt when ``preview.fixed_prompt``; frames 1, 6, 11, 16),
+``reports/generator/metrics.json`` (per clip: what ran, folded triangles, mouth opening; ``fer2013_judge``: the
+FER2013 judge's figures per scarce emotion on the real-face clips) and ``reports/generator/fer2013_judge.csv``
+(the judge's reading of every real-face clip).
 """
 
 import logging
@@ -14,7 +16,8 @@ import pandas as pd
 from argen.errors import InputError
 from argen.extract import FRAME_COLUMNS
 from argen.generators.factory import make_generator
-from argen.generators.preview import contact_sheet, preview_items, run_preview
+from argen.evaluate.fer2013 import summarise
+from argen.generators.preview import contact_sheet, judge_real_clips, preview_items, run_preview
 from argen.io import read_table, staged_outputs
 from argen.params import Params
 from argen.paths import FRAMES, IDENTITIES, IDENTITY_IMAGES as IMAGES, PROMPTS, report_dir
@@ -34,14 +37,21 @@ def main(params: Params) -> None:
         raise InputError(f"{PROMPTS} has no prompt for any scarce class ({params.decompose.scarce_classes})")
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus") if generator_cfg.generator == "warp" else None
     generator = make_generator(generator_cfg, frames)
-    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face, cfg.fixed_prompt)
+    items = preview_items(identities, prompts, IMAGES, emotions, cfg.identities, cfg.real_face, cfg.fixed_prompt,
+                          params.data.source)
     videos, records = run_preview(items, generator, cfg.action, cfg.seed, generator_cfg.n_frames)
     summary = preview_summary(records)
+    judged, unscored = judge_real_clips(items, videos)
+    summary["fer2013_judge"] = {"per_emotion": summarise(judged), "unscored": unscored}
     with staged_outputs() as out:
         contact_sheet(videos, cfg.frames, out.path(REPORTS / "contact_sheet.jpg"))
         out.json(summary, REPORTS / "metrics.json")
+        judged.to_csv(out.path(REPORTS / "fer2013_judge.csv"), index=False)
     log.info("%d clips with %s, action %s, %.2f s per clip: %s", len(records), generator_cfg.generator, cfg.action,
-             records.seconds.mean(), {k: v for k, v in summary.items() if k != "clips"})
+             records.seconds.mean(), {k: v for k, v in summary.items() if k not in ("clips", "fer2013_judge")})
+    for row in summary["fer2013_judge"]["per_emotion"]:
+        log.info("FER2013 judge, %s: target probability %+.3f at the apex (mean of %d real-face clips), top class "
+                 "in %d", row["emotion"], row["mean_delta"], row["clips"], row["became_top"])
 
 
 def preview_summary(records: pd.DataFrame) -> dict:

@@ -59,6 +59,7 @@ def test_picks_the_least_expressive_admissible_frame(tmp_path: Path) -> None:
     ])
     sources = pd.DataFrame({"clip_id": ["c1", "c2", "c3"], "subject": ["s1", "s2", "s3"],
                             "label": ["neutral"] * 3, "frames_dir": [str(tmp_path)] * 3})
+    cv2.imwrite(str(tmp_path / "2.png"), face)  # the chosen frame: its mouth is checked for teeth on the image
     selected, rejected = select_identities(frames, sources, PARAMS)
     assert selected.clip_id.tolist() == ["c1"]
     best = selected.iloc[0]
@@ -69,7 +70,6 @@ def test_picks_the_least_expressive_admissible_frame(tmp_path: Path) -> None:
     assert "blurred (sharpness < 100)" in reasons["c2"] and "1 too dark (brightness < 40)" in reasons["c2"]
     assert reasons["c3"] == "no extract_aus rows (skipped there)"
 
-    cv2.imwrite(str(tmp_path / "2.png"), face)
     selected["image_file"] = write_identity_images(selected, tmp_path / "out")
     assert (cv2.imread(str(tmp_path / "out" / "c1.png")) == face).all(), "identity images are lossless copies"
     identity_grid(selected, tmp_path / "out", tmp_path / "grid.png", n=24)
@@ -94,11 +94,39 @@ def test_a_talking_clip_gives_its_closed_mouth_frame_not_its_least_expressive(tm
     ])
     sources = pd.DataFrame({"clip_id": ["talk", "open"], "subject": ["s1", "s2"], "label": ["neutral"] * 2,
                             "frames_dir": [str(tmp_path)] * 2})
+    cv2.imwrite(str(tmp_path / "4.png"), face)
     selected, rejected = select_identities(frames, sources, PARAMS)
     assert selected.frame.tolist() == [3], "the only neutral-looking frame, though its mean AU is highest"
-    assert rejected.reason.tolist() == ["no admissible frame among 1: 1 mouth open (lip gap > 0.06 IOD)"]
+    assert rejected.reason.tolist() == ["no admissible frame among 1: 1 mouth open (lip gap > 0.03 IOD)"]
     failures = neutrality_failures(np.stack([open_mouth(points, 0.25), smiling, blinking, points]), PARAMS)
-    assert failures.to_numpy().tolist() == [[True, False, False], [False, True, False], [False, False, True],
-                                             [False, False, False]]
+    assert failures.columns.tolist() == ["mouth open", "smiling", "smirk", "eyes closed"]
+    assert failures.to_numpy().tolist() == [[True, False, False, False], [False, True, False, False],
+                                             [False, False, False, True], [False, False, False, False]]
+
+
+def test_teeth_between_closed_lips_reject_the_frame(tmp_path: Path) -> None:
+    """Landmarks of closed lips over an image showing teeth (dlib often closes the inner lips over them): the
+    image check rejects the frame and the next candidate is taken; a clip with only such frames is rejected
+    with the reason named."""
+    face = np.clip(render_face(FaceShape(), Appearance.sample(np.random.default_rng(1)), {}, 128)[0], 0, 255)
+    face = face.astype(np.uint8)
+    points = demo_landmarks(128)
+    iod = np.linalg.norm(points[42:48].mean(axis=0) - points[36:42].mean(axis=0))
+    teeth = face.copy()
+    band = points[60:68].copy()
+    band[1:4, 1] -= 0.06 * iod
+    band[5:8, 1] += 0.06 * iod
+    cv2.fillPoly(teeth, [np.round(band).astype(np.int32)], (225, 235, 240), cv2.LINE_AA)
+    cv2.imwrite(str(tmp_path / "1.png"), teeth)
+    cv2.imwrite(str(tmp_path / "2.png"), face)
+    frames = pd.DataFrame([frame_row("c", 0, 0.0, teeth, points=points), frame_row("c", 1, 0.5, face, points=points),
+                           frame_row("t", 0, 0.0, teeth, points=points)])
+    sources = pd.DataFrame({"clip_id": ["c", "t"], "subject": ["s1", "s2"], "label": ["neutral"] * 2,
+                            "frames_dir": [str(tmp_path)] * 2})
+    selected, rejected = select_identities(frames, sources, PARAMS)
+    assert selected.frame.tolist() == [1] and selected.n_admissible.tolist() == [1]
+    assert selected.teeth_share.iloc[0] < 0.02
+    assert rejected.reason.tolist() == ["no admissible frame among 1: 1 teeth showing (teeth-like share of the "
+                                        "mouth > 0.1)"]
     unchecked, _ = select_identities(frames, sources, PARAMS.model_copy(update={"neutral_check": False}))
     assert unchecked.frame.tolist() == [0, 0], "without the check the least-AU frames win, mid-speech or not"

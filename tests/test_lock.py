@@ -68,5 +68,5 @@ def test_lock_satisfies_requirements_txt() -> None:
 
 def test_make_install_uses_the_lock() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install --quiet -r requirements.lock" in makefile
+    assert "pip install --quiet --no-deps -r requirements.lock" in makefile
     assert "$(STAMP): requirements.lock" in makefile

@@ -45,8 +45,8 @@ def test_skin_tone_follows_the_individual_typology_angle(lab: np.ndarray, words:
 
 
 @pytest.mark.parametrize(("lab", "words"), [
-    (lab_colour(15, 2, 3), "dark hair"), (lab_colour(35, 8, 18), "brown hair"),
-    (lab_colour(55, 3, 24), "light-brown hair"), (lab_colour(75, 2, 30), "blond hair"),
+    (lab_colour(15, 2, 3), "black hair"), (lab_colour(35, 8, 18), "brown hair"),
+    (lab_colour(48, 3, 24), "light-brown hair"), (lab_colour(75, 2, 30), "blond hair"),
     (lab_colour(70, 1, 2), "grey hair"), (lab_colour(40, 30, 35), "red hair"), (lab_colour(15, 20, 16), "dark red hair"),
     (lab_colour(81, 9, 15), "no visible hair"),
 ])

@@ -146,17 +146,25 @@ def test_fit_to_size() -> None:
     landmarks = np.full((68, 2), 100.0)
     landmarks[:34] = [60.0, 120.0]
     image[119:122, 59:62] = 255  # a 3 x 3 white square around landmark 0
-    out, moved = fit_to_size(image, landmarks, 150)
+    out, moved = fit_to_size(image, landmarks, 150, face_crop=10.0)
     assert out.shape == (150, 150, 3) and out.dtype == np.uint8
     # Face centre (80, 110): the 300 px square crop is clamped to x in [0, 300): scale 0.5, no offset.
     np.testing.assert_allclose(moved[0], [(60 + 0.5) * 0.5 - 0.5, (120 + 0.5) * 0.5 - 0.5])
     peak = np.unravel_index(np.argmax(out[..., 0].astype(float)), out.shape[:2])
     assert np.hypot(peak[1] - moved[0, 0], peak[0] - moved[0, 1]) <= 1.0
+    # The default frames the face: landmark extent 40 px -> an 80 px square centred on (80, 110), from (40, 70).
+    face, moved = fit_to_size(image, landmarks, 160)
+    np.testing.assert_allclose(moved[0], [(60 - 40 + 0.5) * 2 - 0.5, (120 - 70 + 0.5) * 2 - 0.5])
+    weight = np.clip(face[..., 0].astype(float), 0, None)
+    ys, xs = np.mgrid[:160, :160]
+    centroid = (xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()
+    assert np.hypot(centroid[0] - moved[0, 0], centroid[1] - moved[0, 1]) <= 0.5
     landmarks[:] = [350.0, 150.0]  # a face on the right: the crop slides to x in [100, 400)
+    landmarks[0] = [350.0, 0.0]    # (a 150 px extent: the whole shorter side)
     _, moved = fit_to_size(image, landmarks, 300)
-    np.testing.assert_allclose(moved[0], [250.0, 150.0])
+    np.testing.assert_allclose(moved[1], [250.0, 150.0])
     same = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    again, kept = fit_to_size(same, landmarks / 6, 64)
+    again, kept = fit_to_size(same, landmarks / 6, 64, face_crop=10.0)
     assert np.array_equal(again, same) and again is not same
     np.testing.assert_allclose(kept, landmarks / 6)
 

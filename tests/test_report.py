@@ -116,6 +116,9 @@ def write_inputs(root: Path) -> None:
     jdump(r / "generate/metrics.json", {"clips": 2, "failed": 0, "per_class": {"disgust": 1, "surprise": 1},
                                         "actions": {"5 (2,3)": 2}})
     png(r / "generate/contact_sheet.jpg", 6)
+    jdump(r / "generator/metrics.json", {"generator": "motion", "fer2013_judge": {"per_emotion": [
+        {"emotion": "surprise", "clips": 1, "mean_delta": 0.23, "min_delta": 0.23, "max_delta": 0.23, "raised": 1,
+         "became_top": 0, "top_share": 0.0, "top_low": 0.0, "top_high": 0.79}], "unscored": []}})
     write(r / "recognition/table.md", "# Recognition\n\nRecognition on the test split.\n\n| model | WAR |\n|---|---|\n"
                                       "| Landmark_Transformer | 56.1 [47.2, 65.0] |\n")
     jdump(r / "recognition/metrics.json", {"Landmark_Transformer": {"original": {"WAR": 0.561}}})
@@ -145,7 +148,7 @@ SECTION_TITLES = ["Outcome", "Run summary", "Dataset and class distribution (fig
 #: Tables of the complete hand-made report: outcome 3 (deltas, judge, what produced it), run 1, dataset 1,
 #: identities 2, knowledge base 1, prompts 2, policy 2, generated clips 1, recognition 1 + evidence 1,
 #: generation metrics 1, ablations 1.
-COMPLETE_TABLES = 17
+COMPLETE_TABLES = 18  # (the FER2013 judge table included)
 #: Images of the complete hand-made report: class distribution, identities, AU distribution, training curves,
 #: policy comparison, reward table, real/oracle/ARGen per scarce emotion (3), preview sheet, generated clips,
 #: recognition curves, confusion matrix, evaluation grid.
@@ -192,7 +195,8 @@ def test_every_section_in_order_from_complete_inputs(tmp_path: Path, monkeypatch
                    "+0.0 (degenerate interval) | +3.0 [+1.4, +4.6] | +20.0 [+10.0, +30.0] |",
                    "| Landmark_Transformer | this run | n/a | 0.0 [0.0, 79.0] of 1 | n/a |",
                    "| actions the policy took | T = 5, (a, b) = (2, 3): 2 clips |",
-                   "| ARGen | not run |", "AU-trajectory FD | 16.01", "dataset | demo at `data/raw/demo`, fold 1"):
+                   "| ARGen | not run |", "AU-trajectory FD | 16.01", "dataset | demo at `data/raw/demo`, fold 1",
+                   "**FER2013 judge**", "| surprise | 1 | 0.23 | 0.23 | 0.23 | 1 | 0/1 [0.00, 0.79] |"):
         assert needle in text, needle
     assert page.count("<table>") == COMPLETE_TABLES
     assert page.count("<img ") == COMPLETE_IMAGES and page.count("<figcaption>") == COMPLETE_IMAGES

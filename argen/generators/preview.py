@@ -1,9 +1,11 @@
 """What the generator makes, for a person to look at: a contact sheet of generated clips per scarce emotion.
 
 Each row is one clip: an identity frame animated with a verified prompt of one scarce emotion, shown at a
-few frames (1, 6, 11, 16 by default). Demo identities come first, each with its own first prompt; with
-``real_face`` the same prompts also animate ``skimage.data.astronaut()``, a real photograph shipped in the
-scikit-image wheel, so that the renderer's behaviour on a real face is seen on every run. With
+few frames (1, 6, 11, 16 by default). The dataset's identities come first, each with its own first prompt;
+with ``real_face`` the same prompts also animate ``skimage.data.astronaut()``, a real photograph shipped in
+the scikit-image wheel, so that the renderer's behaviour on a real face is seen on every run. Clips of real
+faces (the astronaut, and every identity of a dataset other than the demo) are also scored by the FER2013
+judge (:mod:`argen.evaluate.fer2013`), a classifier the project did not train. With
 ``fixed_prompt`` the astronaut is also animated by the fixed prompt (no AU codes: the "w/o ASI" ablation's
 prompt), which the motion generator must still turn into the emotion.
 """
@@ -34,9 +36,10 @@ FONT_SCALE = 0.45
 class PreviewItem:
     """One clip to generate: where the face comes from, the emotion, and the generator's input."""
 
-    source: str        # "demo <identity>" or "astronaut"
+    source: str        # "<dataset> <identity>" or "astronaut"
     emotion: str
     item: GenerationInput
+    real: bool = False  # a photograph of a real face (the FER2013 judge scores it)
 
 
 #: Side of the square cut around the astronaut's face, in face-box widths (a dataset's face crop holds the
@@ -64,8 +67,11 @@ def astronaut_face() -> tuple[np.ndarray, np.ndarray]:
 
 
 def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Path, emotions: list[str],
-                  per_emotion: int, real_face: bool, fixed_prompt: bool = False) -> list[PreviewItem]:
+                  per_emotion: int, real_face: bool, fixed_prompt: bool = False,
+                  dataset: str = "demo") -> list[PreviewItem]:
     """The clips of the contact sheet (module docstring), emotion by emotion.
+
+    ``dataset``: ``data.source``; identities of any dataset but ``demo`` are real faces.
 
     Raises:
         InputError: an identity image is missing or unreadable.
@@ -79,15 +85,15 @@ def preview_items(identities: pd.DataFrame, prompts: pd.DataFrame, image_dir: Pa
             image = read_identity_image(image_dir / table.loc[row.identity_id, "image_file"])
             landmarks = landmarks_of(table.loc[[row.identity_id]])[0]
             aus = prompt_aus_from_line(row.raw_final)
-            items.append(PreviewItem(f"demo {row.identity_id}", emotion,
-                                     GenerationInput(image, landmarks, row.prompt, aus)))
+            items.append(PreviewItem(f"{dataset} {row.identity_id}", emotion,
+                                     GenerationInput(image, landmarks, row.prompt, aus), real=dataset != "demo"))
         if astronaut is not None and len(chosen):
             first = chosen.iloc[0]
             items.append(PreviewItem("astronaut", emotion, GenerationInput(
-                astronaut[0], astronaut[1], first.prompt, prompt_aus_from_line(first.raw_final))))
+                astronaut[0], astronaut[1], first.prompt, prompt_aus_from_line(first.raw_final)), real=True))
             if fixed_prompt:
                 items.append(PreviewItem("astronaut, fixed prompt", emotion, GenerationInput(
-                    astronaut[0], astronaut[1], FIXED_PROMPT.format(emotion=emotion), {})))
+                    astronaut[0], astronaut[1], FIXED_PROMPT.format(emotion=emotion), {}), real=True))
     return items
 
 
@@ -130,5 +136,14 @@ def run_preview(items: list[PreviewItem], generator: VideoGenerator, action: tup
         video, record = generator.generate(preview.item, action, seed, n_frames)
         aus = ", ".join(f"AU{au:02d} {r:.2f}" for au, r in sorted(preview.item.prompt_aus.items())) or "no AU codes"
         videos.append((f"{preview.emotion} | {preview.source} | {aus}", video))
-        records.append({"emotion": preview.emotion, "source": preview.source, **record})
+        records.append({"emotion": preview.emotion, "source": preview.source, "real": preview.real, **record})
     return videos, pd.DataFrame(records)
+
+
+def judge_real_clips(items: list[PreviewItem], videos: list[tuple[str, np.ndarray]]) -> tuple[pd.DataFrame, list[dict]]:
+    """The FER2013 judge's scores (:func:`argen.evaluate.fer2013.judge_clips`) of the real-face clips."""
+    from argen.evaluate.fer2013 import Fer2013Judge, judge_clips
+
+    chosen = [(item, video) for item, (_, video) in zip(items, videos) if item.real]
+    judge = Fer2013Judge() if chosen else None
+    return judge_clips(judge, [v for _, v in chosen], [i.emotion for i, _ in chosen], [i.source for i, _ in chosen])

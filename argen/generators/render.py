@@ -32,10 +32,14 @@ affine map to the source and sampled with ``cv2.remap`` (bilinear). A frame whos
 source is returned as a copy of the input.
 
 **Mouth interior.** Where the inner-lip gap of a target exceeds the source's by more than
-:data:`OPEN_THRESHOLD_PX`, the target inner-lip polygon is painted with an anti-aliased edge: a cavity in
+:data:`OPEN_THRESHOLD_PX` and :data:`OPEN_THRESHOLD_IOD` (no sliver between nearly closed lips), the target
+inner-lip polygon is painted with an anti-aliased edge: a cavity in
 the source's lip colour darkened (darker toward the middle, the back of the mouth), an upper-teeth band
 under the upper inner lip whose height grows with the opening (0.45 of the gap, at most 0.17 IOD).
-Teeth are off-white scaled to the face's brightness. The painted outlines follow Catmull-Rom curves
+Teeth are off-white scaled to the face's brightness; the band follows the upper inner lip and
+thins to nothing at the corners, appears only from :data:`TEETH_MIN_GAP_IOD` of opening, and is not
+painted at all when the source already shows its own teeth or parted lips (those, hung from the upper
+lip, stay visible; a band under them would double the teeth). The painted outlines follow Catmull-Rom curves
 through the inner-lip points, so the opening is rounded rather than an octagon. Only the
 extra opening is painted: the source's own opening, hung from the target's upper lip, keeps the source's
 mouth pixels, unstretched.
@@ -50,7 +54,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from argen.face import face_axes
+from argen.face import face_axes, mouth_measures
 from argen.generators.mean_face import MEAN_FACE
 
 #: Lip columns, top to bottom: outer upper, inner upper, inner lower, outer lower (dlib's 68 points).
@@ -63,8 +67,15 @@ N_LANDMARKS = 68
 N_RING = 20
 #: Smallest signed area of a triangle, in IOD^2, before it counts as folded.
 MIN_AREA = 1e-3
-#: Extra inner-lip gap (pixels) over the source's beyond which the mouth interior is painted.
+#: Extra inner-lip gap over the source's beyond which the mouth interior is painted: this many pixels and
+#: this many IOD (below it a nearly closed mouth would get a painted sliver between the lips).
 OPEN_THRESHOLD_PX = 1.0
+OPEN_THRESHOLD_IOD = 0.04
+#: The painted teeth band appears once the opening exceeds this many IOD (a narrower one is cavity only).
+TEETH_MIN_GAP_IOD = 0.12
+#: A source whose own lips are parted by more than this many IOD, or whose mouth shows teeth
+#: (:func:`argen.face.mouth_measures` above TEETH_SHARE), keeps its real teeth: no band is painted under them.
+SOURCE_OPEN_IOD, TEETH_SHARE = 0.03, 0.1
 #: Off-white teeth (BGR) at a face luma of TEETH_REFERENCE_LUMA.
 TEETH_BGR = np.array([200.0, 218.0, 228.0])
 TEETH_REFERENCE_LUMA = 150.0
@@ -304,19 +315,31 @@ def piecewise_affine_map(target: np.ndarray, source: np.ndarray, triangles: np.n
     return map_x, map_y
 
 
-def fit_to_size(image: np.ndarray, landmarks: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A ``size`` x ``size`` frame: the largest square crop centred on the face (clamped inside the image), resized.
+#: Side of the face-centred square that :func:`fit_to_size` cuts, in landmark extents (the larger of the 68
+#: points' width and height, about brow to chin): the head and a margin, as a dataset's face crop holds.
+FACE_CROP = 2.0
+
+
+def fit_to_size(image: np.ndarray, landmarks: np.ndarray, size: int,
+                face_crop: float = FACE_CROP) -> tuple[np.ndarray, np.ndarray]:
+    """A ``size`` x ``size`` frame: a square centred on the face, ``face_crop`` landmark extents wide (at most the
+    image's shorter side; clamped inside the image), resized.
+
+    On a dataset's face crops (the demo, DFEW) the square is the whole shorter side, as before; on wide real
+    video (596 x 336 with the face a third of the height) it frames the face instead of the whole frame.
 
     Args:
         image: (H, W, 3) uint8.
         landmarks: (68, 2) pixels.
         size: output side in pixels.
+        face_crop: the square's side in landmark extents.
 
     Returns:
         (image (size, size, 3), landmarks (68, 2) in the output's pixels).
     """
     h, w = image.shape[:2]
-    side = min(h, w)
+    extent = float(np.max(landmarks.max(axis=0) - landmarks.min(axis=0)))
+    side = int(min(h, w, max(round(face_crop * extent), 1)))
     centre = (landmarks.min(axis=0) + landmarks.max(axis=0)) / 2
     x0 = int(np.clip(np.round(centre[0] - side / 2), 0, w - side))
     y0 = int(np.clip(np.round(centre[1] - side / 2), 0, h - side))
@@ -377,7 +400,7 @@ def _smooth_chain(points: np.ndarray, samples: int = 6) -> np.ndarray:
 
 
 def paint_mouth(frame: np.ndarray, target: np.ndarray, kept_lower: np.ndarray, down: np.ndarray, iod: float,
-                colours: MouthColours) -> None:
+                colours: MouthColours, teeth_band: bool = True) -> None:
     """Paint the mouth interior inside the target inner lips, in place (module docstring).
 
     Args:
@@ -388,6 +411,8 @@ def paint_mouth(frame: np.ndarray, target: np.ndarray, kept_lower: np.ndarray, d
         down: the face's downward unit vector.
         iod: inter-ocular distance, pixels.
         colours: cavity and teeth colours.
+        teeth_band: paint the upper-teeth band (off when the source shows its own teeth, or the opening is
+            under :data:`TEETH_MIN_GAP_IOD`).
     """
     upper = _smooth_chain(target[[60, 61, 62, 63, 64]])
     mouth = np.vstack([upper, _smooth_chain(target[[64, 65, 66, 67, 60]])])
@@ -411,6 +436,7 @@ def paint_mouth(frame: np.ndarray, target: np.ndarray, kept_lower: np.ndarray, d
     across_mouth = np.clip((upper - target[60]) @ span / max(float(span @ span), 1e-9), 0.0, 1.0)
     profile = np.sqrt(np.sin(np.pi * across_mouth))[:, None]
     teeth = _mask(shape, np.vstack([upper, (upper + height * profile * down)[::-1]]), low)
+    teeth *= float(teeth_band and gap >= TEETH_MIN_GAP_IOD * iod)
     across = np.clip(1.0 - np.abs(xs - centre[0]) / half_width, 0.0, 1.0)
     teeth_colour = colours.teeth * (0.72 + 0.28 * np.sqrt(across))[..., None]
     colour = colour * (1 - teeth[..., None]) + teeth_colour * teeth[..., None]
@@ -432,7 +458,8 @@ def render_frames(image: np.ndarray, source: np.ndarray, targets: np.ndarray,
     Returns:
         (frames (n, H, W, 3) uint8, stats): JSON-ready ``source_sanitised``, ``source_folded``, and per
         frame ``folded_before``, ``folded_after``, ``lips_reordered``, ``constrained_vertices``,
-        ``lip_gap`` (pixels) and ``mouth_painted``.
+        ``lip_gap`` (pixels) and ``mouth_painted``; ``source_teeth``: the source shows its own teeth or
+        parted lips, so no teeth band is painted.
     """
     mesh = face_mesh()
     constrained, info = constrain_motion(source, targets, min_area)
@@ -442,9 +469,11 @@ def render_frames(image: np.ndarray, source: np.ndarray, targets: np.ndarray,
     src = np.vstack([clean, ring])
     source_gap = lip_gap(clean, down)
     colours = MouthColours.of(image, clean)
+    own_teeth = source_gap > SOURCE_OPEN_IOD * iod or mouth_measures(image, clean)["teeth_share"] > TEETH_SHARE
+    open_threshold = max(OPEN_THRESHOLD_PX, OPEN_THRESHOLD_IOD * iod)
     h, w = image.shape[:2]
     frames = np.empty((len(constrained), h, w, 3), np.uint8)
-    stats = dict(info, lip_gap=[], mouth_painted=[])
+    stats = dict(info, lip_gap=[], mouth_painted=[], source_teeth=bool(own_teeth))
     # The source's own opening per inner column, hung from the target's upper lip (kept unpainted), drawn by
     # the mouth-interior triangles re-attached to virtual lower-lip vertices after the real ones.
     opening = np.array([clean[lower] - clean[upper] for upper, lower in INNER_PAIRS])
@@ -454,7 +483,7 @@ def render_frames(image: np.ndarray, source: np.ndarray, targets: np.ndarray,
     kept_src = np.vstack([src, clean[[67, 66, 65]]])
     for i, target in enumerate(constrained):
         gap = lip_gap(target, down)
-        paint = gap - source_gap > OPEN_THRESHOLD_PX
+        paint = gap - source_gap > open_threshold
         stats["lip_gap"].append(round(gap, 3))
         stats["mouth_painted"].append(bool(paint))
         if np.allclose(target, clean, atol=1e-9, rtol=0):
@@ -476,6 +505,7 @@ def render_frames(image: np.ndarray, source: np.ndarray, targets: np.ndarray,
             frame[low[1]:high[1], low[0]:high[0]] = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR,
                                                               borderMode=cv2.BORDER_REPLICATE)
         if paint:
-            paint_mouth(frame, target, np.vstack([target[64], hung[::-1], target[60]]), down, iod, colours)
+            paint_mouth(frame, target, np.vstack([target[64], hung[::-1], target[60]]), down, iod, colours,
+                        teeth_band=not own_teeth)
         frames[i] = frame
     return frames, stats

@@ -209,8 +209,27 @@ def generated_section(params, figures: Path, s: Section) -> None:
                               "prompt (excerpt)": shown.prompt.map(lambda p: excerpt(prompt_expression(p), 80))})
         s.text("The clips shown:", "", table_markdown(table, "No clips to show."))
 
+    def fer2013_judge() -> None:
+        judged = read_json(REPORTS / "generator/metrics.json").get("fer2013_judge")
+        if judged is None:
+            raise UnreadableInput(REPORTS / "generator/metrics.json", "no fer2013_judge entry (re-run preview)")
+        rows = pd.DataFrame(judged["per_emotion"], columns=["emotion", "clips", "mean_delta", "min_delta", "max_delta",
+                                                            "raised", "became_top", "top_share", "top_low", "top_high"])
+        rows["top class (95 % CI)"] = [f"{r.became_top}/{r.clips} [{r.top_low:.2f}, {r.top_high:.2f}]"
+                                       for r in rows.itertuples()]
+        table = rows[["emotion", "clips", "mean_delta", "min_delta", "max_delta", "raised", "top class (95 % CI)"]]
+        s.text("**FER2013 judge** (the `fer` package's FER2013 classifier, not trained by this project) on the "
+               "preview's real-face clips (the astronaut and any non-demo dataset's identities): per scarce emotion, "
+               "the target's probability at the apex frame minus the identity frame's, and the clips where the "
+               "target becomes the top class.", "",
+               table_markdown(table.rename(columns={"mean_delta": "mean Δp", "min_delta": "min Δp",
+                                                    "max_delta": "max Δp", "raised": "Δp > 0"}),
+                              "No real-face clip was scored."),
+               "" if not judged.get("unscored") else f"Unscored: {judged['unscored']}")
+
     s.attempt(summary)
     s.attempt(side_by_side)
+    s.attempt(fer2013_judge)
     s.image(REPORTS / "generator/contact_sheet.jpg", "The preview sheet: generated clips per scarce emotion "
             "(`reports/generator/contact_sheet.jpg`, stage `preview`)")
     s.attempt(shown_table)
