@@ -172,3 +172,27 @@ def test_reward_shard_records_failed_videos(monkeypatch) -> None:
     assert (bad.status == "failed: ValueError: no face to animate").all() and bad.R_S.isna().all()
     good = rows[~rows.pair_id.str.startswith("00001")]
     assert (good.status == "ok").all() and (good.R_S == 0.5).all() and (good.model_calls == good["T"]).all()
+
+
+def test_a_table_is_stale_exactly_when_a_setting_that_decides_its_rows_changed() -> None:
+    """The stale-table rule the policy stage applies (rewards/table.stale_settings, check_fresh)."""
+    import json
+    from pathlib import Path
+
+    from argen.errors import UserError
+    from argen.params import GeneratorParams, RewardsParams
+    from argen.rewards.table import check_fresh, generation_settings, stale_settings
+
+    generator, rewards = GeneratorParams(), RewardsParams()
+    meta = {"generation": json.dumps(generation_settings(generator)),
+            "params": json.dumps({"rewards": rewards.model_dump(mode="json")})}
+    assert stale_settings(meta, generator, rewards) == {}
+    # where and how the work runs, and the length of full clips, decide no row
+    assert stale_settings(meta, generator.model_copy(update={"device": "cuda:1", "n_frames": 32}),
+                          rewards.model_copy(update={"workers": 8, "shard_pairs": 1, "keep_videos": True})) == {}
+    assert stale_settings(meta, generator.model_copy(update={"size": 64}), rewards) == {"generator.size": (256, 64)}
+    assert stale_settings(meta, generator, rewards.model_copy(update={"alpha": 0.5})) == {"rewards.alpha": (0.6, 0.5)}
+    assert "generator.generator" in stale_settings({}, generator, rewards)  # a table recording nothing is stale
+    with pytest.raises(UserError, match=r"t\.parquet is stale \(generator\.guidance_form: table 'paper', "
+                                        r"params 'constant'\): re-run the rewards stage"):
+        check_fresh(meta, generator.model_copy(update={"guidance_form": "constant"}), rewards, Path("t.parquet"))
