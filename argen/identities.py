@@ -174,5 +174,5 @@ def identity_grid(selected: pd.DataFrame, image_dir: Path, path: Path, n: int, c
     fig.suptitle(f"Selected identity frames ({len(shown)} of {len(selected)}): lowest mean AU among admissible, "
                  f"neutral-looking frames", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs={"quality": 90} if path.suffix.lower() in (".jpg", ".jpeg") else None)
     plt.close(fig)

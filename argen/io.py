@@ -259,13 +259,17 @@ def _not_a_frame(entry: os.DirEntry) -> str | None:
 def scan_frame_folder(folder: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """Every entry of a frame folder: the candidate frame files, and the others with why they are not frames.
 
-    Both lists are in natural order (``2.jpg`` before ``10.jpg``). Hidden files, sub-folders, broken links
-    and files without an image suffix are not frames; they are returned so that callers can record them.
+    Both lists are in natural order (``2.jpg`` before ``10.jpg``). Hidden files, sub-folders, broken links,
+    entries that cannot be inspected (a symbolic-link loop) and files without an image suffix are not
+    frames; they are returned so that callers can record them, and never cost the clip its other frames.
     """
     frames, others = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
-            reason = _not_a_frame(entry)
+            try:
+                reason = _not_a_frame(entry)
+            except OSError as err:  # e.g. two symbolic links pointing at each other: this entry only is lost
+                reason = f"unreadable entry ({err.strerror or err})"
             if reason is None:
                 frames.append(entry.name)
             else:

@@ -2,15 +2,20 @@
 
 Every stage calls :func:`load_params` before doing any work. A wrong type, an out-of-range value or an
 unknown key fails at once with a :class:`ParamsError` naming the key (``data.fold``) and what is allowed.
+Bad input by class: no number may be infinite or NaN (``allow_inf_nan=False`` on every section), a YAML
+boolean is never read as a number (``data.fold: true`` is refused, not fold 1), every number has its range
+where it is declared, every param that indexes frames or actions is checked against what the stage can
+use (``preview.frames`` against ``generator.n_frames``, ``preview.action`` and ``generate.fixed_action`` against the
+action space), and the file itself must be a non-empty YAML mapping without duplicate keys.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from argen.emotions import DEFAULT_SCARCE, EMOTIONS
 
@@ -21,8 +26,55 @@ class ParamsError(ValueError):
     """``params.yaml`` is missing, unreadable or does not match the schema."""
 
 
+#: S_T x S_ab, the actions (T, a, b) a generator is run with: :data:`argen.actions.ACTIONS`, repeated here so that
+#: params.py, which every stage runs, adds no module to every stage's deps (a test checks that the two agree).
+ACTION_SPACE: tuple[tuple[int, float, float], ...] = tuple(
+    (t, a, b) for t in (5, 10, 15, 20) for a, b in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0)))
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type (or a type inside it) is bool or a section, which check booleans themselves."""
+    if annotation is bool or (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        return True
+    return any(_admits_bool(arg) for arg in get_args(annotation))
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_holds_bool(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_bool(v) for v in value.values())
+    return False
+
+
+def check_action(action: tuple[int, float, float], key: str) -> None:
+    """ValueError naming ``key`` unless ``action`` is one of :data:`ACTION_SPACE`."""
+    if (int(action[0]), float(action[1]), float(action[2])) not in ACTION_SPACE:
+        raise ValueError(f"{key} {list(action)} is not in the action space "
+                         "S_T x S_ab = {5, 10, 15, 20} x {(2, 2), (3, 2), (2, 3)}")
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """A YAML ``true``/``false`` where a number (or a name) is expected is refused, not read as 1/0."""
+        field = cls.model_fields[info.field_name]
+        if _holds_bool(value) and not _admits_bool(field.annotation):
+            raise ValueError(f"a boolean ({value!r}) where the key expects {_type_name(field.annotation)}")
+        return value
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
 class DataParams(_Section):
@@ -378,10 +430,7 @@ class GenerateParams(_Section):
 
     @model_validator(mode="after")
     def _in_action_space(self) -> "GenerateParams":
-        if (self.fixed_action[0] not in (5, 10, 15, 20)
-                or tuple(self.fixed_action[1:]) not in ((2.0, 2.0), (3.0, 2.0), (2.0, 3.0))):
-            raise ValueError(f"fixed_action {list(self.fixed_action)} is not in the action space "
-                             "S_T x S_ab = {5, 10, 15, 20} x {(2, 2), (3, 2), (2, 3)}")
+        check_action(self.fixed_action, "fixed_action")
         return self
 
     @field_validator("per_class")
@@ -404,7 +453,12 @@ class PreviewParams(_Section):
     real_face: bool = True
     action: tuple[int, float, float] = (20, 2.0, 2.0)
     seed: int = Field(0, ge=0)
-    frames: list[int] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)
+    frames: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1, 6, 11, 16], min_length=1)
+
+    @model_validator(mode="after")
+    def _action(self) -> "PreviewParams":
+        check_action(self.action, "action")
+        return self
 
 
 #: Recognition models (argen.recognize.models.MODEL_NAMES; kept here so params validate without torch).
@@ -443,7 +497,7 @@ class RecognizeParams(_Section):
     models: list[RecognitionModel] = Field(default_factory=lambda: ["Landmark_Transformer", "Res18_LSTM"],
                                            min_length=1)
     variants: list[Variant] = Field(default_factory=lambda: ["original", "argen"], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
     frames: int = Field(16, ge=1, le=64)
     image_size: int = Field(64, ge=32, le=512)
     width: int = Field(16, ge=4, le=128)
@@ -458,7 +512,7 @@ class RecognizeParams(_Section):
     flip: bool = True
     face_crop: bool = False
     clip_path: str = "models/clip-vit-base-patch32"
-    clip_lrs: tuple[float, float, float] = (1e-5, 1e-2, 1e-3)
+    clip_lrs: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (1e-5, 1e-2, 1e-3)
     bootstrap: int = Field(2000, ge=0)
     workers: int = Field(2, ge=1, le=64)
 
@@ -497,7 +551,7 @@ class EvaluateParams(_Section):
     ``bootstrap``: resamples for every interval; ``min_group``: clips a subject or expression group needs
     on both sides to enter sFD/tFD. ``floor``: on the demo, re-render every evaluation clip's subject and
     label with the demo's own renderer (a perfect generator given the same inputs) for each distance's
-    floor at the same N. ``grid_examples``: clips per emotion in ``reports/evaluate/grid.png``.
+    floor at the same N. ``grid_examples``: clips per emotion in ``reports/evaluate/grid.jpg``.
     """
 
     source: Literal["pipeline", "ckplus"] = "pipeline"
@@ -555,6 +609,14 @@ class Params(_Section):
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     report: ReportParams = Field(default_factory=ReportParams)
 
+    @model_validator(mode="after")
+    def _frames_exist(self) -> "Params":
+        late = [f for f in self.preview.frames if f > self.generator.n_frames]
+        if late:
+            raise ValueError(f"preview.frames {late} lie beyond the {self.generator.n_frames} frames a clip has "
+                             "(generator.n_frames; frames are 1-based)")
+        return self
+
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names allowed at ``loc`` (the location of an unknown key) in the model tree."""
@@ -574,7 +636,7 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"unknown key '{key}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     got = err.get("input")
     shown = "" if isinstance(got, dict) else f" (got {got!r})"
-    return f"'{key}': {err['msg']}{shown}"
+    return f"'{key}': {err['msg']}{shown}" if key else f"{err['msg']}{shown}"
 
 
 def validate_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
@@ -586,19 +648,53 @@ def validate_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         raise ParamsError(f"{source}: invalid parameters:\n  - " + "\n  - ".join(lines)) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a mapping that repeats a key (PyYAML keeps the last value silently)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}; YAML would keep only the last "
+                            "value)", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def parse_params_yaml(text: str, source: str) -> dict[str, Any]:
+    """The mapping a params file holds.
+
+    Raises:
+        ParamsError: the text is not YAML, repeats a key, is empty (every stage would silently run on the
+            defaults) or is not a mapping; the message names ``source`` and the line.
+    """
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{source}: not valid YAML: {exc}") from None
+    if raw is None:
+        raise ParamsError(f"{source}: empty; it must hold the sections of params.yaml (an empty file would run "
+                          "every stage on the defaults)")
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: top level must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml``.
 
     Raises:
-        ParamsError: the file is missing, is not YAML, or breaks the schema (every bad key is named).
+        ParamsError: the file is missing, is not YAML, repeats a key, is empty or breaks the schema (every bad
+            key is named).
     """
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: not found (run from the project root, where params.yaml lives)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
-    return validate_params(raw, str(path))
+    return validate_params(parse_params_yaml(path.read_text(), str(path)), str(path))

@@ -17,9 +17,16 @@ The landmarks backend's constructor options come from its signature: each keywor
 (``--reference population``, ``--smooth-frames 3``, ...) and any of them can also be given as
 ``--backend-arg name=value`` (repeatable), so new parameters need no change here.
 
+OpenFace runs with the settings the pipeline's ``openface`` backend uses: ``--openface-model`` (``-mloc``,
+``extract_aus.openface_model``), ``--openface-arg`` (repeatable, ``extract_aus.openface_args``) and
+``--openface-timeout`` (``extract_aus.openface_timeout_s``); with ``--params params.yaml`` their defaults are
+read from that file's ``extract_aus`` section. When OpenFace fails on every clip there is nothing to
+compare: the benchmark says why and exits with status 1 instead of printing a table of NaN.
+
 Usage (from the repository root):
     python -m benchmarks.au_openface --frames FRAMES_DIR --openface-csv OPENFACE_OUT_DIR [--csv table.csv]
-    python -m benchmarks.au_openface --frames FRAMES_DIR --openface-bin /path/to/FeatureExtraction
+    python -m benchmarks.au_openface --frames FRAMES_DIR --openface-bin /path/to/FeatureExtraction \
+        [--params params.yaml] [--openface-model model/main_clnf_general.txt] [--openface-arg ARG ...]
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from argen.io import list_frames
 
 #: Benchmark options that a backend parameter must not shadow (such parameters stay reachable by --backend-arg).
 _OWN_OPTIONS = {"frames", "openface_bin", "openface_csv", "no_au_static", "clips", "max_frames", "active_intensity",
-                "active_share", "csv", "backend_arg", "help"}
+                "active_share", "csv", "backend_arg", "help", "openface_model", "openface_arg", "openface_timeout",
+                "params"}
 
 
 def backend_parameters() -> dict[str, inspect.Parameter]:
@@ -155,7 +163,27 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def main() -> None:
+def openface_settings(args: argparse.Namespace) -> dict[str, object]:
+    """OpenFaceBackend keywords: the options given, else ``extract_aus`` of ``--params``, else the backend's own."""
+    settings: dict[str, object] = {}
+    if args.params is not None:
+        from argen.params import load_params
+
+        cfg = load_params(args.params).extract_aus
+        settings = {"model": cfg.openface_model, "extra_args": list(cfg.openface_args),
+                    "timeout_s": cfg.openface_timeout_s, "au_static": cfg.au_static}
+    if args.openface_model is not None:
+        settings["model"] = args.openface_model
+    if args.openface_arg:
+        settings["extra_args"] = list(args.openface_arg)
+    if args.openface_timeout is not None:
+        settings["timeout_s"] = args.openface_timeout
+    if args.no_au_static:
+        settings["au_static"] = False
+    return settings
+
+
+def main(argv: list[str] | None = None) -> None:
     params = backend_parameters()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -164,6 +192,11 @@ def main() -> None:
     source.add_argument("--openface-bin", help="OpenFace FeatureExtraction, run via the project's openface backend")
     source.add_argument("--openface-csv", type=Path, help="folder of OpenFace CSVs: <clip>.csv or <clip>/*.csv")
     parser.add_argument("--no-au-static", action="store_true", help="--openface-bin without -au_static")
+    parser.add_argument("--params", type=Path, help="read the OpenFace settings from this params.yaml's extract_aus")
+    parser.add_argument("--openface-model", help="landmark model passed as -mloc (extract_aus.openface_model)")
+    parser.add_argument("--openface-arg", action="append", default=[], metavar="ARG",
+                        help="extra FeatureExtraction argument, repeatable (extract_aus.openface_args)")
+    parser.add_argument("--openface-timeout", type=float, help="seconds per clip (extract_aus.openface_timeout_s)")
     parser.add_argument("--clips", nargs="+", help="only these clip folder names")
     parser.add_argument("--max-frames", type=int, default=0, help="first N frames of each clip (0: all)")
     parser.add_argument("--active-intensity", type=float, default=1.0,
@@ -180,10 +213,11 @@ def main() -> None:
         default = "" if p.default is inspect.Parameter.empty else f" (default {p.default!r})"
         group.add_argument(f"--{name.replace('_', '-')}", dest=f"bk_{name}", metavar="VALUE",
                            help=f"{name}{default}")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     landmarks = LandmarkAUBackend(**backend_kwargs(args, params))
-    openface = CapturingOpenFace(args.openface_bin, au_static=not args.no_au_static) if args.openface_bin else None
+    openface = CapturingOpenFace(args.openface_bin, **openface_settings(args)) if args.openface_bin else None
+    failures: list[str] = []
     folders = clip_folders(args.frames, args.clips)
     of_parts, lm_parts = [], []
     for folder in folders:
@@ -219,6 +253,7 @@ def main() -> None:
             of_rows["frame"] = np.arange(len(of_rows))
         except OpenFaceError as err:
             print(f"warning: OpenFace on clip {clip}: {err}; counted as no face", file=sys.stderr)
+            failures.append(str(err))
             of_rows = lm_parts[-1][["clip_id", "frame", "frame_file"]].copy()
             of_rows["success"] = False
             for col in (*INTENSITY_COLUMNS, *(c.replace("_r", "_c") for c in INTENSITY_COLUMNS)):
@@ -227,6 +262,9 @@ def main() -> None:
         print(f"  {clip}: {len(names)} frames", file=sys.stderr)
     if not lm_parts:
         raise SystemExit("no clip could be read")
+    if len(failures) == len(of_parts):
+        raise SystemExit(f"OpenFace failed on every one of the {len(failures)} clips: nothing to compare. "
+                         f"First failure: {failures[0]}")
 
     est = landmarks.finalize(pd.concat(lm_parts, ignore_index=True)).reset_index(drop=True)
     ref = pd.concat(of_parts, ignore_index=True).reset_index(drop=True)

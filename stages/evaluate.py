@@ -13,7 +13,7 @@ original, generated (D3) and oracle sets; and the recognition judge. Writes:
 * ``reports/evaluate/metrics.json``: per comparison (``ground_truth``, ``augmentation``) and feature space,
   FD / sFD / tFD with N, intervals and warnings, ARGen's and the floor's; ``fvd`` (I3D, or why not);
   ``diversity``; ``au_f1``; the judge.
-* ``reports/evaluate/tables.md`` (the report includes it) and ``reports/evaluate/grid.png`` (real, ARGen
+* ``reports/evaluate/tables.md`` (the report includes it) and ``reports/evaluate/grid.jpg`` (real, ARGen
   and floor clips, frames 1, 6, 11, 16: the paper's fig. 9).
 """
 

@@ -5,7 +5,7 @@ identities and prompts, the trained policy (``models/policy``) and the generator
 ``data/generated/<clip_id>/00001.jpg``... (full-length clips, ``generator.n_frames`` frames at ``generator.size``),
 ``data/generated/index.parquet`` (one row per clip: the clip table's columns plus identity, prompt,
 action, seed, generator, steps run, model calls, policy, status), ``reports/generate/metrics.json`` and
-``reports/generate/contact_sheet.png``.
+``reports/generate/contact_sheet.jpg``.
 
 Each process generates into ``data/cache/generate/rank_<r>/``; the clips are then moved into place together.
 On several GPUs: ``torchrun --nproc_per_node N stages/generate.py`` (rank r makes clips r, r + N, ...;

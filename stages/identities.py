@@ -4,7 +4,7 @@ Reads ``identities``, ``data/interim/clips.parquet`` and ``data/interim/aus.parq
 ``data/interim/identities/<clip>.png`` (the selected frames, lossless), ``data/interim/identities.parquet``
 (per identity: the frame, the figures that admitted it, its AUs and landmarks),
 ``data/interim/identities_rejected.parquet`` (clips with no admissible frame, with the reason),
-``reports/identities/grid.png`` and ``reports/identities/metrics.json``.
+``reports/identities/grid.jpg`` and ``reports/identities/metrics.json``.
 """
 
 import logging
@@ -47,7 +47,7 @@ def main(params: Params) -> None:
         selected["image_file"] = write_identity_images(selected, images)
         out.parquet(selected, TABLE, metadata=meta)
         out.parquet(rejected, REJECTED, metadata=meta)
-        identity_grid(selected, images, out.path(REPORTS / "grid.png"), params.identities.grid_size)
+        identity_grid(selected, images, out.path(REPORTS / "grid.jpg"), params.identities.grid_size)
         reasons = rejected.reason.str.extract(r"among \d+: (.*)")[0].fillna(rejected.reason)
         out.json({"sources": len(sources), "selected": len(selected), "rejected": len(rejected),
                   "mean_au_of_selected": round(float(selected.mean_au.mean()), 4),

@@ -2,7 +2,7 @@
 
 Reads ``generator``, ``preview``, ``decompose.scarce_classes``, the identities and prompts, and the generator's
 model (``models/motion`` for ``motion``; extract_aus rows for ``warp``). Writes
-``reports/generator/contact_sheet.png`` (demo identities and, with ``preview.real_face``, the astronaut,
+``reports/generator/contact_sheet.jpg`` (demo identities and, with ``preview.real_face``, the astronaut,
 frames 1, 6, 11, 16) and ``reports/generator/metrics.json`` (per clip: what ran, seconds, folded triangles,
 mouth opening).
 """
@@ -38,7 +38,7 @@ def main(params: Params) -> None:
     videos, records = run_preview(items, generator, cfg.action, cfg.seed, generator_cfg.n_frames)
     summary = preview_summary(records)
     with staged_outputs() as out:
-        contact_sheet(videos, cfg.frames, out.path(REPORTS / "contact_sheet.png"))
+        contact_sheet(videos, cfg.frames, out.path(REPORTS / "contact_sheet.jpg"))
         out.json(summary, REPORTS / "metrics.json")
     log.info("%d clips with %s, action %s, %.2f s per clip: %s", len(records), generator_cfg.generator, cfg.action,
              records.seconds.mean(), {k: v for k, v in summary.items() if k != "clips"})

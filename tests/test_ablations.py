@@ -44,7 +44,10 @@ def test_the_shipped_configuration_is_valid_and_names_each_experiment_once() -> 
     assert set(wanted_experiments(shipped, [4])) == {"full", "r_none", "r_quality", "r_face_expr"}
     assert queue_command(shipped, "r_none")[-6:] == ["-S", "ard.weight_quality=0", "-S", "ard.weight_face=0",
                                                      "-S", "ard.weight_expression=0"]
-    assert "generator.guidance_form=constant" in queue_command(shipped, "no_curve_no_asi")
+    # table 5's reinforce-only: no guidance curve, and rewards for step count and quality only
+    assert queue_command(shipped, "reinforce_only_no_asi")[-8:] == [
+        "-S", "asi.mode=fixed", "-S", "generator.guidance_form=constant", "-S", "ard.weight_face=0",
+        "-S", "ard.weight_expression=0"]
 
 
 def test_queue_commands_carry_the_shared_set_then_the_experiments_overrides_each_once() -> None:

@@ -108,7 +108,7 @@ def test_repro_evaluates_generated_clips_against_real_ones_and_writes_the_report
     assert "FVD, sFVD and tFVD were not computed" in report and "evaluate.i3d_path" in report
     notes = [line for line in report.splitlines() if "Missing input" in line or "Unreadable input" in line]
     assert notes == [], notes
-    assert (project / "reports/evaluate/grid.png").stat().st_size > 0
+    assert (project / "reports/evaluate/grid.jpg").stat().st_size > 0
 
 
 def test_the_evidence_table_pools_named_experiments(project: Path) -> None:

@@ -155,7 +155,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, tiny_demo: Path) -> Path:
     params["extract_aus"].update(backend="csv", csv_dir=str(AU_CSVS), sample_per_class=1, workers=1)
     params["motion_model"].update(steps=5, d_model=16, n_layers=1, n_heads=2, min_tracks=1, n_frames=8, min_frames=4)
     params["generator"].update(size=64, n_frames=8)
-    params["preview"].update(identities=1, real_face=False, action=[3, 2.0, 2.0], frames=[1, 4, 8])
+    params["preview"].update(identities=1, real_face=False, action=[5, 2.0, 2.0], frames=[1, 4, 8])
     params["ard"].update(policy_steps=5, policy_batch=4)
     params["rewards"].update(frames=3, max_identities=2, workers=1)
     params["generate"].update(per_class={"surprise": 1, "disgust": 2, "fear": 1}, contact_sheet=1)

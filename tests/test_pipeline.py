@@ -29,7 +29,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path,
     rejected = pd.read_parquet(project / "data/interim/identities_rejected.parquet")
     assert len(identities) + len(rejected) == clips.identity_source.sum() and len(identities) > 0
     assert all((project / "data/interim/identities" / f).is_file() for f in identities.image_file)
-    assert (project / "reports/identities/grid.png").stat().st_size > 0
+    assert (project / "reports/identities/grid.jpg").stat().st_size > 0
     kb = pd.read_parquet(project / "data/interim/au_kb.parquet")
     assert set(kb.emotion) == {"surprise", "disgust", "fear"}
     assert pd.read_parquet(project / "data/interim/au_kb_skipped.parquet").columns.tolist() == ["item", "reason"]
@@ -44,7 +44,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path,
     preview = json.loads((project / "reports/generator/metrics.json").read_text())
     assert preview["generator"] == "motion" and preview["folded_triangles_max"] == 0
     assert {c["source"] for c in preview["clips"]} >= {"astronaut"}
-    assert (project / "reports/generator/contact_sheet.png").stat().st_size > 0
+    assert (project / "reports/generator/contact_sheet.jpg").stat().st_size > 0
 
     again = dvc(project, "repro")
     assert "Running stage" not in again.stdout, again.stdout

@@ -55,7 +55,7 @@ def write_inputs(root: Path) -> None:
     jdump(r / "identities/metrics.json", {"sources": 6, "selected": 4, "rejected": 2, "mean_au_of_selected": 0.03,
                                           "mean_admissible_frames": 12.5,
                                           "rejection_reasons": {"16 blurred (sharpness < 100)": 2}})
-    png(r / "identities/grid.png", 2)
+    png(r / "identities/grid.jpg", 2)
     (d / "interim").mkdir(parents=True)
     pd.DataFrame({"entry_id": ["surprise-00", "disgust-00"], "emotion": ["surprise", "disgust"],
                   "aus": [[1, 2, 5, 26], [9, 10]], "intensities": [[0.6, 0.6, 0.4, 0.6], [0.6, 0.6]],
@@ -97,7 +97,7 @@ def write_inputs(root: Path) -> None:
     pd.DataFrame(rows).to_parquet(d / "generated/index.parquet")
     jdump(r / "generate/metrics.json", {"clips": 2, "failed": 0, "per_class": {"disgust": 1, "surprise": 1},
                                         "actions": {"5 (2,3)": 2}})
-    png(r / "generate/contact_sheet.png", 6)
+    png(r / "generate/contact_sheet.jpg", 6)
     write(r / "recognition/table.md", "# Recognition\n\nRecognition on the test split.\n\n| model | WAR |\n|---|---|\n"
                                       "| Landmark_Transformer | 56.1 [47.2, 65.0] |\n")
     jdump(r / "recognition/metrics.json", {"Landmark_Transformer": {"original": {"WAR": 0.561}}})
@@ -108,7 +108,7 @@ def write_inputs(root: Path) -> None:
                                         "lpips": {"computed": False, "reason": "no LPIPS weights"}})
     write(r / "evaluate/tables.md", "# Generation metrics\n\n**Ground truth (table 1).**\n\n| feature space | FD |\n"
                                     "|---|---|\n| AU-trajectory FD | 16.01 [12.90, 26.30] |\n")
-    png(r / "evaluate/grid.png", 8)
+    png(r / "evaluate/grid.jpg", 8)
     write(r / "evidence/table.md", "# Recognition\n\n| model | UAR |\n|---|---|\n| Landmark_Transformer | 68.0 |\n")
     write(r / "ablations/comparison.md", "# Ablations\n\n### Table 3\n\n| ablation | WAR |\n|---|---|\n"
                                          "| ARGen | not run |\n")
@@ -224,7 +224,7 @@ def test_the_stage_writes_the_same_bytes_twice(tmp_path: Path, monkeypatch) -> N
     write_inputs(tmp_path)
     first = run_stage_main(tmp_path, monkeypatch)
     second = run_stage_main(tmp_path, monkeypatch)
-    assert set(first) == {"reports/report.md", "reports/report.html", "reports/report_figures/generated.png",
+    assert set(first) == {"reports/report.md", "reports/report.html", "reports/report_figures/generated.jpg",
                           "reports/report_figures/policy_curves.png"}
     assert first == second
     assert not list((tmp_path / "reports").glob(".report*"))  # no staging leftovers
@@ -234,7 +234,8 @@ def test_the_html_is_self_contained(tmp_path: Path, monkeypatch) -> None:
     write_inputs(tmp_path)
     _, page = build(tmp_path, monkeypatch)
     sources = re.findall(r'src="([^"]*)"', page)
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert sources and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in sources)
+    assert any(s.startswith("data:image/jpeg;base64,") for s in sources)  # the photo grids are JPEG
     assert 'src="http' not in page and 'src="reports/' not in page and "<script" not in page
     assert "<link" not in page and "url(" not in page and "<style>" in page
     assert '<td class="num">16.01 [12.90, 26.30]</td>' in page and "<td>AU-trajectory FD</td>" in page
@@ -249,7 +250,8 @@ def test_the_dvc_stage_depends_on_exactly_what_the_report_reads() -> None:
     assert "report" in stage["params"] and stage["cmd"] == "python stages/report.py"
     outs = {next(iter(o)) if isinstance(o, dict) else o: o for o in stage["outs"]}
     assert set(outs) == {"reports/report.md", "reports/report.html", "reports/report_figures"}
-    assert all(o[next(iter(o))] == {"cache": False} for o in stage["outs"])
+    assert outs["reports/report.html"] == "reports/report.html"  # DVC-cached: images embedded, too big for git
+    assert all(outs[o] == {o: {"cache": False}} for o in ("reports/report.md", "reports/report_figures"))
 
 
 # --- In a real browser ---------------------------------------------------------------------------------

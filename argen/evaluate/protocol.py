@@ -222,7 +222,7 @@ def run_evaluate_stage(params: Params) -> None:
         write_parquet(clips_out, root / "clips.parquet", metadata=meta)
         write_parquet(feature_rows, root / "features.parquet", metadata=meta)
         write_parquet(skipped, root / "skipped.parquet", metadata=meta)
-        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.png"), generator_cfg.size)
+        grid(sets, pairs, index, cfg.grid_examples, out.path(REPORTS / "grid.jpg"), generator_cfg.size)
     log.info("evaluated %d clips of %s (%d skipped): %s", len(inputs), where, len(skipped),
              {space: ground_truth["argen"][space].get("fd") for space in spaces})
 

@@ -31,7 +31,7 @@ import yaml
 from argen.errors import UserError
 from argen.experiments.queue import print_or_queue, yaml_value
 from argen.io import staged_outputs
-from argen.params import validate_params
+from argen.params import parse_params_yaml, validate_params
 from argen.paths import report_dir
 from argen.recognize.judge import judge_markdown
 from argen.recognize.summary import markdown, recognition_tables, stage_tables
@@ -90,7 +90,8 @@ def collect_predictions(revisions: dict[str, str]) -> tuple[pd.DataFrame, dict]:
     """Every run's predictions of every experiment, with model, variant and fold; and the params of the first."""
     parts, params = [], None
     for exp, commit in sorted(revisions.items()):
-        params = validate_params(yaml.safe_load(git_show(commit, "params.yaml")), f"{exp}:params.yaml")
+        source = f"{exp}:params.yaml"
+        params = validate_params(parse_params_yaml(git_show(commit, "params.yaml"), source), source)
         for model in params.recognize.models:
             for variant in params.recognize.variants:
                 table = pd.read_csv(io.StringIO(git_show(commit, f"reports/recognize/{model}-{variant}/predictions.csv")),
@@ -114,6 +115,13 @@ def pooled_judge(revisions: dict[str, str]) -> pd.DataFrame:
     return pooled
 
 
+def evidence_source(predictions: pd.DataFrame, n_clips: int, seeds: list[int], revisions: dict[str, str]) -> str:
+    """The table's provenance line: clips, the folds pooled (plain ints), seeds and the experiments."""
+    folds = ", ".join(str(int(f)) for f in sorted(predictions.fold.unique()))
+    return (f"demo of {n_clips} clips, folds [{folds}] pooled, seeds {list(seeds)}; "
+            f"experiments {', '.join(sorted(revisions))}")
+
+
 def evidence_table(config: dict, resamples: int = 2000) -> str:
     """Pool the finished experiments into ``reports/evidence/`` and return the Markdown."""
     revisions = experiment_revisions(config["name"])
@@ -122,9 +130,7 @@ def evidence_table(config: dict, resamples: int = 2000) -> str:
                         f"queue them with: python -m argen.experiments.evidence queue)")
     predictions, params = collect_predictions(revisions)
     table, deltas, shares, shown = recognition_tables(predictions, params.decompose.scarce_classes, resamples, 0)
-    folds = sorted(predictions.fold.unique())
-    source = (f"demo of {params.demo.n_clips} clips, folds {folds} pooled, seeds {params.recognize.seeds}; "
-              f"experiments {', '.join(sorted(revisions))}")
+    source = evidence_source(predictions, params.demo.n_clips, params.recognize.seeds, revisions)
     judged = pooled_judge(revisions)
     text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
     with staged_outputs() as out:

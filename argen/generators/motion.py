@@ -52,16 +52,17 @@ import numpy as np
 import pandas as pd
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
 from argen.generators.guidance import guidance_curve
 from argen.aus import INTENSITY_AUS, MAX_INTENSITY
-from argen.errors import UserError
+from argen.errors import InputError, UserError
 from argen.extract import landmarks_of
 from argen.extract.landmarks import face_frame
 from argen.face import face_axes
+from argen.weights import load_checked
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)
@@ -297,9 +298,13 @@ class MotionModel:
             raw["condition_aus"] = tuple(raw["condition_aus"])
             config = MotionModelConfig(**raw)
             denoiser = MotionDenoiser(config)
-            denoiser.load_state_dict(load_file(str(folder / MODEL_FILE)))
-        except (ValueError, TypeError, KeyError, RuntimeError, OSError) as err:
-            raise MotionModelError(f"{folder}: not a readable motion model ({err})") from None
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            raise MotionModelError(f"{folder / CONFIG_FILE}: not a readable motion model config ({err}); re-run "
+                                   "the stage that makes it: dvc repro --force motion_model") from None
+        try:
+            denoiser.load_state_dict(load_checked(folder / MODEL_FILE, "motion_model", denoiser.state_dict()))
+        except InputError as err:
+            raise MotionModelError(str(err)) from None
         denoiser.eval()
         return MotionModel(denoiser, config)
 

@@ -98,7 +98,8 @@ def wrap_label(label: str, width: int) -> list[str]:
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray]], frames: list[int], path: Path) -> None:
-    """Write a PNG: one labelled row per video (n, H, W, 3) BGR, showing the 1-based ``frames``."""
+    """Write an image (format from ``path``'s suffix; the stages write JPEG at quality 90 to keep the sheets
+    well under 1 MB): one labelled row per video (n, H, W, 3) BGR, showing the 1-based ``frames``."""
     tiles = []
     for label, video in rows:
         shown = [video[min(f, len(video)) - 1] for f in frames]
@@ -110,7 +111,8 @@ def contact_sheet(rows: list[tuple[str, np.ndarray]], frames: list[int], path: P
         tiles.append(np.concatenate([header, strip], axis=0))
     width = max(t.shape[1] for t in tiles)
     tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
-    if not cv2.imwrite(str(path), np.concatenate(tiles, axis=0)):
+    jpeg = [cv2.IMWRITE_JPEG_QUALITY, 90] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    if not cv2.imwrite(str(path), np.concatenate(tiles, axis=0), jpeg):
         raise OSError(f"{path}: could not write the contact sheet")
 
 

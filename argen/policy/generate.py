@@ -85,7 +85,7 @@ def run_generate_stage(params: Params) -> None:
                  for r in ok.head(cfg.contact_sheet).itertuples(index=False)]
         if shown:
             shown_frames = sorted({int(round(f)) for f in np.linspace(1, generator_cfg.n_frames, 4)})
-            contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.png"))
+            contact_sheet(shown, shown_frames, out.path(REPORTS / "contact_sheet.jpg"))
         out.json(summary(index) | {"not_scarce_skipped": not_scarce}, REPORTS / "metrics.json")
     shutil.rmtree(WORK, ignore_errors=True)
     failed = index[~index.status.str.startswith("ok")]

@@ -5,8 +5,9 @@ of denoising steps T in S_T = {5, 10, 15, 20} and the shape (a, b) of the guidan
 S_a×b = {(2, 2), (3, 2), (2, 3)} (sec. 4.2). :data:`argen.actions.ACTIONS` lists the 12 actions T-major:
 index = t_index * 3 + ab_index.
 
-**Network** (:class:`PolicyNetwork`, eq. 13). The state is s = [c, r]: an image embedding c (on CPU dlib's
-128-d face descriptor) and a text embedding r (MiniLM's 384-d sentence embedding). Each is projected to
+**Network** (:class:`PolicyNetwork`, eq. 13). The state is s = [c, r] (sec. 3.3): c = tau(y) the prompt's
+text embedding (MiniLM's 384-d sentence embedding) and r = E(x0) the reference image's embedding (on CPU
+dlib's 128-d face descriptor). Each is projected to
 ``d_model`` and layer-normed into one token; one self-attention layer (``nn.MultiheadAttention`` with a
 residual connection and a LayerNorm) fuses the two tokens; the tokens are mean-pooled; a shared MLP feeds
 three heads with logits over T (4), a in {2, 3} (2) and b in {2, 3} (2). No dropout, so training and
@@ -60,11 +61,12 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from argen.actions import ACTIONS, CURVE_CHOICES, SHAPE_VALUES, STEP_CHOICES
 from argen.errors import InputError
+from argen.weights import load_checked
 
 #: For each allowed (a, b) pair, the index of a and of b in the a and b heads.
 _A_INDEX = torch.tensor([SHAPE_VALUES.index(a) for a, _ in CURVE_CHOICES])
@@ -78,8 +80,8 @@ class PolicyNetwork(nn.Module):
     """pi_w(u | c, r) of eq. 13: two tokens fused by self-attention, a shared MLP and three heads.
 
     Args:
-        d_image: dimension of the image embedding c.
-        d_text: dimension of the text embedding r.
+        d_image: dimension of the image embedding r.
+        d_text: dimension of the text embedding c.
         d_model: width of the tokens and of the MLP.
         n_heads: attention heads (must divide d_model).
     """
@@ -100,8 +102,8 @@ class PolicyNetwork(nn.Module):
         """Three heads' logits.
 
         Args:
-            image_emb: (B, d_image) image embeddings c.
-            text_emb: (B, d_text) text embeddings r.
+            image_emb: (B, d_image) image embeddings r = E(x0).
+            text_emb: (B, d_text) text embeddings c = tau(y).
 
         Returns:
             logits over T (B, 4), over a (B, 2) and over b (B, 2).
@@ -238,8 +240,8 @@ def train_policy(image_emb: np.ndarray, text_emb: np.ndarray, rewards: np.ndarra
     """Algorithm 1, stage 1, on a precomputed reward table.
 
     Args:
-        image_emb: (N, d_image) image embeddings c of the training pairs.
-        text_emb: (N, d_text) text embeddings r.
+        image_emb: (N, d_image) image embeddings r of the training pairs.
+        text_emb: (N, d_text) text embeddings c.
         rewards: (N, 12, S) total reward R(u) of each pair, action and generation seed.
         settings: the training settings.
         on_step: called as ``on_step(step, row)`` after every step with that step's history row.
@@ -320,5 +322,5 @@ def load_policy(directory: Path) -> tuple[PolicyNetwork, dict]:
         raise InputError(f"{directory}: no trained policy ({WEIGHTS_FILE} and config.json; run the policy stage)")
     config = json.loads(config_file.read_text())
     model = PolicyNetwork(**config["architecture"])
-    model.load_state_dict(load_file(str(weights)))
+    model.load_state_dict(load_checked(weights, "policy", model.state_dict()))
     return model, config

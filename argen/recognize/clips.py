@@ -28,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from argen.aus import INTENSITY_COLUMNS
 from argen.emotions import EMOTION_INDEX
@@ -68,6 +69,13 @@ def content_key(frames_dir: str | Path, frames: list[str]) -> str:
         digest.update(path.read_bytes() if path.is_file() else b"missing")
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def content_keys(table: pd.DataFrame, desc: str = "hashing") -> list[str]:
+    """:func:`content_key` of every row (``frames_dir``, ``frames``) of a clip table: all of each clip's frames,
+    since the generated clips of one identity share frame 1 and a key of that frame alone would collide."""
+    return [content_key(row.frames_dir, list(row.frames))
+            for row in tqdm(table.itertuples(), total=len(table), desc=desc, unit="clip")]
 
 
 def segment_indices(n_available: int, n_out: int, rng: np.random.Generator | None = None) -> np.ndarray:

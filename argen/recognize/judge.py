@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from argen.emotions import EMOTION_INDEX
 from argen.markdown import markdown_table
 from argen.recognize.run import load_run
 from argen.recognize.train import ClipData, load_geometry_data, load_video_data, predict
@@ -35,19 +34,32 @@ def judge_set(model_dir: Path, table: pd.DataFrame, frame_rows: pd.DataFrame) ->
     else:
         data = load_video_data(table, config["image_size"], config["face_crop"])
     predictions = np.stack([predict(model, data, config["frames"]).argmax(1) for model in models])
-    classes = config["classes"]
+    return judge_shares(data.labels, predictions, config["classes"])
+
+
+def judge_shares(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Per emotion present in ``labels``: the share of that emotion's clips predicted as it, over seeds.
+
+    Args:
+        labels: (n,) true class index of every judged clip.
+        predictions: (S, n) predicted class index per seed and clip.
+        classes: class names in index order.
+
+    Returns:
+        One row per emotion with clips (its clips only), hits (averaged over seeds), share, low, high (the
+        Wilson interval on the rounded hits) and the most common wrong prediction.
+    """
+    labels, predictions = np.asarray(labels, int), np.asarray(predictions, int)
     rows = []
-    for emotion in sorted(set(table.label), key=EMOTION_INDEX.get):
-        mine = data.labels == EMOTION_INDEX[emotion]
+    for index in sorted(set(labels.tolist())):
+        mine = labels == index
         n = int(mine.sum())
-        if not n:
-            continue
-        hits = float(np.mean([(p[mine] == EMOTION_INDEX[emotion]).sum() for p in predictions]))
+        hits = float(np.mean([(p[mine] == index).sum() for p in predictions]))
         low, high = wilson_interval(int(round(hits)), n)
-        wrong = predictions[:, mine][predictions[:, mine] != EMOTION_INDEX[emotion]]
-        rows.append({"emotion": emotion, "clips": n, "hits": hits, "share": hits / n, "low": low, "high": high,
-                     "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
-    return pd.DataFrame(rows)
+        wrong = predictions[:, mine][predictions[:, mine] != index]
+        rows.append({"emotion": classes[index], "clips": n, "hits": hits, "share": hits / n, "low": low,
+                     "high": high, "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
+    return pd.DataFrame(rows, columns=["emotion", "clips", "hits", "share", "low", "high", "most_confused_with"])
 
 
 def judge_markdown(judged: pd.DataFrame) -> str:

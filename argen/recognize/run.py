@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from argen.emotions import EMOTIONS
 from argen.errors import InputError, UserError
@@ -28,6 +28,7 @@ from argen.recognize.plots import confusion_figure
 from argen.recognize.train import ClipData, TrainSettings, load_geometry_data, load_video_data, predict, train_model
 from argen.stage import live_logger
 from argen.stats import mean_sd
+from argen.weights import load_checked
 
 REPORTS = report_dir("recognize")
 
@@ -162,12 +163,13 @@ def load_run(model_dir: Path) -> tuple[dict, list[torch.nn.Module], tuple[np.nda
         model = build_model(config["model"], len(config["classes"]), width=config["width"], hidden=config["hidden"],
                             geometry_dim=config["geometry_dim"], clip_path=config["clip_path"],
                             class_names=config["classes"], max_frames=config["max_frames"])
-        model.load_state_dict(load_file(str(model_dir / f"seed_{seed}.safetensors")))
+        made_by = f"recognize@{config['model']}"
+        model.load_state_dict(load_checked(model_dir / f"seed_{seed}.safetensors", made_by, model.state_dict()))
         models.append(model.eval())
     stats_path = model_dir / "input_stats.safetensors"
     stats = None
     if stats_path.is_file():
-        tensors = load_file(str(stats_path))
+        tensors = load_checked(stats_path, f"recognize@{config['model']}")
         stats = (tensors["mean"].numpy(), tensors["std"].numpy())
     return config, models, stats
 

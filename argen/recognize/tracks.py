@@ -10,14 +10,13 @@ from tqdm import tqdm
 from argen.extract import FRAME_COLUMNS
 from argen.extract.run import extract
 from argen.params import Params
-from argen.recognize.clips import cache_root, cached_clip_frames, content_key, read_clip_set
+from argen.recognize.clips import cache_root, cached_clip_frames, content_keys, read_clip_set
 
 
 def build_tracks(name: str, params: Params) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(clip table with content keys, per-frame rows, skipped items) of clip set ``name``."""
     table = read_clip_set(name)
-    table["content_key"] = [content_key(r.frames_dir, r.frames)
-                            for r in tqdm(table.itertuples(), total=len(table), desc=f"hashing {name}", unit="clip")]
+    table["content_key"] = content_keys(table, f"hashing {name}")
     if table.empty:
         return table.assign(n_usable=np.zeros(0, int)), pd.DataFrame(columns=list(FRAME_COLUMNS)), \
             pd.DataFrame(columns=["item", "reason"])

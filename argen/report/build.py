@@ -298,7 +298,7 @@ def identities_section(params, s: Section) -> None:
                    table_markdown(pd.DataFrame(top, columns=["reason", "clips"]), "No clip was rejected."))
 
     s.attempt(figures)
-    s.image(REPORTS / "identities/grid.png", "Admitted identity frames with their quality figures (fig. 6)")
+    s.image(REPORTS / "identities/grid.jpg", "Admitted identity frames with their quality figures (fig. 6)")
 
 
 def knowledge_base_section(params, s: Section) -> None:
@@ -490,7 +490,7 @@ def generated_figure(shown: pd.DataFrame, path: Path) -> list[int]:
         caption = (f"{clip.emotion} | identity {clip.identity_id}: {identity_cue(clip.prompt) or 'n/a'} | "
                    f"T*={clip.T}, (a*, b*)=({clip.a:g}, {clip.b:g})\n{excerpt(prompt_expression(clip.prompt), 110)}")
         axes[r, 0].set_title(caption, fontsize=7.5, loc="left", pad=3)
-    fig.savefig(path, dpi=80, metadata={"Software": None})
+    fig.savefig(path, dpi=80, pil_kwargs={"quality": 90})  # JPEG: the photo grid stays well under 1 MB
     plt.close(fig)
     return list(SHOWN_FRAMES)
 
@@ -517,10 +517,10 @@ def generated_section(params, figures: Path, s: Section) -> None:
         if shown.empty:
             s.text("> No generated clip has status ok: nothing to show.")
             return
-        generated_figure(shown, figures / "generated.png")
-        s.image(figures / "generated.png", f"Generated clips (fig. 3), frames {', '.join(map(str, SHOWN_FRAMES))}: "
+        generated_figure(shown, figures / "generated.jpg")
+        s.image(figures / "generated.jpg", f"Generated clips (fig. 3), frames {', '.join(map(str, SHOWN_FRAMES))}: "
                 f"the first {per_emotion} clips per emotion, each captioned with its identity cue, prompt and "
-                "the policy's action", FIGURES / "generated.png")
+                "the policy's action", FIGURES / "generated.jpg")
         table = pd.DataFrame({"clip": shown.clip_id, "emotion": shown.emotion, "identity": shown.identity_id,
                               "identity cue": shown.prompt.map(identity_cue), "T*": shown["T"],
                               "a*": shown.a.astype(float), "b*": shown.b.astype(float),
@@ -529,7 +529,7 @@ def generated_section(params, figures: Path, s: Section) -> None:
 
     s.attempt(summary)
     s.attempt(grid)
-    s.image(REPORTS / "generate/contact_sheet.png", "The generate stage's own contact sheet")
+    s.image(REPORTS / "generate/contact_sheet.jpg", "The generate stage's own contact sheet")
 
 
 def recognition_section(params, s: Section) -> None:
@@ -592,7 +592,7 @@ def generation_section(params, s: Section) -> None:
 
     s.attempt(metrics_part)
     s.attempt(lambda: s.text(read_markdown(REPORTS / "evaluate/tables.md", demote=1)))
-    grid = REPORTS / "evaluate/grid.png"
+    grid = REPORTS / "evaluate/grid.jpg"
     if grid.is_file():
         s.image(grid, "Ground truth: each real clip, ARGen's clip from its first frame and label, and the floor")
 

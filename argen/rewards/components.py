@@ -223,6 +223,19 @@ def empirical_a_max(frames: pd.DataFrame, quantile: float = 0.95) -> float:
     return float(np.quantile(np.linalg.norm(aus, axis=1), quantile))
 
 
+def training_a_max(frames: pd.DataFrame, clips: pd.DataFrame, quantile: float = 0.95) -> float:
+    """:func:`empirical_a_max` over the frames of the training clips only (validation and test clips never
+    set a reward's scale).
+
+    Args:
+        frames: extract_aus rows (``clip_id``, ``success`` and the AU columns).
+        clips: the clip table (``clip_id``, ``split``).
+        quantile: see :func:`empirical_a_max`.
+    """
+    training = clips.clip_id[clips.split == "train"]
+    return empirical_a_max(frames[frames.clip_id.isin(training)], quantile)
+
+
 def read_ratings(path: Path | str, known_clips: set[str]) -> tuple[pd.Series, list[str]]:
     """Human ratings R_H from a CSV with header ``clip,rating`` (ratings in [0, 1]).
 

@@ -21,7 +21,7 @@ from argen.distributed import launched_ranks
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_table, staged_outputs
 from argen.params import Params
-from argen.rewards.components import empirical_a_max
+from argen.rewards.components import training_a_max
 from argen.paths import (
     AU_CLIPS as CLIPS, FRAMES, IDENTITIES, IDENTITY_IMAGES as IMAGES, PROMPTS, REWARDS as TABLE,
     REWARD_PAIRS as PAIRS, REWARD_SHARDS as SHARDS, REWARD_TIMINGS as TIMINGS, report_dir,
@@ -40,7 +40,7 @@ def a_max_value(params: Params) -> float:
         return float(cfg.a_max)
     clips = read_table(CLIPS, ["clip_id", "split"], "extract_aus")
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
-    value = empirical_a_max(frames[frames.clip_id.isin(clips.clip_id[clips.split == "train"])], cfg.a_max_quantile)
+    value = training_a_max(frames, clips, cfg.a_max_quantile)
     log.info("a_max = %.3f (the %.2f quantile of the AU-vector norm over real training frames)", value,
              cfg.a_max_quantile)
     return value
