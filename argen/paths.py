@@ -51,7 +51,3 @@ def report_dir(stage: str) -> Path:
     """``reports/<stage>``: a stage's metrics, figures and tables."""
     return REPORTS / stage
 
-
-def tracks(variant: str) -> tuple[Path, Path, Path]:
-    """The tracks stage's outputs of one variant: clip table, frames, skipped clips."""
-    return TRACKS / f"{variant}.parquet", TRACKS / f"{variant}_frames.parquet", TRACKS / f"{variant}_skipped.parquet"

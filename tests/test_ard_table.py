@@ -185,3 +185,27 @@ def test_table7_counts_scale_the_paper_to_the_training_split() -> None:
     clips = pd.DataFrame({"label": list(demo) + ["disgust"] * 500, "split": ["train"] * len(demo) + ["test"] * 500})
     assert resolve_per_class("table7", clips) == table7_counts(demo)  # test clips never count
     assert resolve_per_class({"fear": 3}, clips) == {"fear": 3}
+
+
+def test_a_table_is_stale_exactly_when_a_setting_that_decides_its_rows_changed() -> None:
+    """The stale-table rule the policy stage applies (rewards/table.stale_settings, check_fresh)."""
+    import json
+    from pathlib import Path
+
+    from argen.errors import UserError
+    from argen.params import GeneratorParams, RewardsParams
+    from argen.rewards.table import check_fresh, generation_settings, stale_settings
+
+    generator, rewards = GeneratorParams(), RewardsParams()
+    meta = {"generation": json.dumps(generation_settings(generator)),
+            "params": json.dumps({"rewards": rewards.model_dump(mode="json")})}
+    assert stale_settings(meta, generator, rewards) == {}
+    # where and how the work runs, and the length of full clips, decide no row
+    assert stale_settings(meta, generator.model_copy(update={"device": "cuda:1", "n_frames": 32}),
+                          rewards.model_copy(update={"workers": 8, "shard_pairs": 1, "keep_videos": True})) == {}
+    assert stale_settings(meta, generator.model_copy(update={"size": 64}), rewards) == {"generator.size": (256, 64)}
+    assert stale_settings(meta, generator, rewards.model_copy(update={"alpha": 0.5})) == {"rewards.alpha": (0.6, 0.5)}
+    assert "generator.generator" in stale_settings({}, generator, rewards)  # a table recording nothing is stale
+    with pytest.raises(UserError, match=r"t\.parquet is stale \(generator\.guidance_form: table 'paper', "
+                                        r"params 'constant'\): re-run the rewards stage"):
+        check_fresh(meta, generator.model_copy(update={"guidance_form": "constant"}), rewards, Path("t.parquet"))

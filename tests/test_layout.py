@@ -126,3 +126,10 @@ def test_no_import_cycle() -> None:
 def test_each_paper_step_package_says_what_it_is(package: str) -> None:
     doc = ast.get_docstring(ast.parse((ROOT / Path(*package.split(".")) / "__init__.py").read_text()))
     assert doc and ("step" in doc.lower() or "experiment" in doc.lower()), f"{package}/__init__.py: no docstring"
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "stages").glob("*.py")), ids=lambda p: p.name)
+def test_stage_scripts_are_thin(script: Path) -> None:
+    """A stage wires params, paths and one package call; its logic lives (and is tested) in the package."""
+    lines = len(script.read_text().splitlines())
+    assert lines <= 80, f"{script.name}: {lines} lines (at most 80)"
