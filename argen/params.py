@@ -275,6 +275,8 @@ class MotionModelParams(_Section):
     ``steps``, ``batch_size``, ``lr``, ``cond_dropout``: classifier-free training. ``text_au_dropout``,
     ``au_dropout``: shares of training examples whose text loses its AU phrases, whose AU vector is zeroed
     (so that prompts without AU codes still carry their emotion; :class:`argen.generators.motion.TrainingSettings`).
+    ``class_balance``: how often each emotion's tracks are drawn, proportional to n_e^-class_balance (0: in
+    proportion to the data, 1: every emotion equally often; the scarce emotions are the ones generated).
     ``check_samples``: motions generated per emotion for the stage's apex-AU check against the real tracks.
     """
 
@@ -293,6 +295,7 @@ class MotionModelParams(_Section):
     cond_dropout: float = Field(0.1, ge=0.0, lt=1.0)
     text_au_dropout: float = Field(0.4, ge=0.0, le=1.0)
     au_dropout: float = Field(0.4, ge=0.0, le=1.0)
+    class_balance: float = Field(1.0, ge=0.0, le=2.0)
     check_samples: int = Field(16, ge=1)
 
     @model_validator(mode="after")

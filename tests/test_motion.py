@@ -16,7 +16,8 @@ from argen.generators.guidance import guidance_curve
 from argen.generators.motion import (
     CONDITION_AUS, CONDITION_DIM, MIRROR, TEXT_DIM, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig,
     MotionModelError, TrainingSettings, condition_from_aus, condition_from_prompt, expression_text,
-    motion_condition, motion_to_pixels, sample_motion, train_motion_model, training_texts, training_tracks,
+    motion_condition, motion_to_pixels, sample_motion, track_draw_probabilities, train_motion_model, training_texts,
+    training_tracks,
 )
 from argen.aus import INTENSITY_AUS
 from argen.demo.face import FaceShape, neutral_landmarks
@@ -237,6 +238,25 @@ def test_training_is_seeded_and_saved_models_load(tmp_path) -> None:
     condition = au_condition({26: 1.0})
     assert sample_motion(loaded, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes() == \
         sample_motion(model, condition, 3, 2, 2, MotionGuidance(), 0)[0].tobytes()
+
+
+def test_class_balance_draws_each_emotion_equally_often_and_reaches_training() -> None:
+    labels = ["happy"] * 6 + ["fear"] * 2 + ["disgust"]
+    equal = track_draw_probabilities(labels, 1.0)
+    assert equal[:6] == pytest.approx([1 / 18] * 6) and equal[6:8] == pytest.approx([1 / 6] * 2)
+    assert equal[8] == pytest.approx(1 / 3)
+    assert track_draw_probabilities(labels, 0.0) == pytest.approx([1 / 9] * 9)
+    with pytest.raises(ValueError, match="class_balance"):
+        track_draw_probabilities(labels, float("nan"))
+    rows = [clip_rows(f"c{k:02d}", list(np.linspace(0, k % 7, 6)), list(np.linspace(0, (k % 7) / 1.5, 6)))
+            for k in range(16)]
+    tracks = training_tracks(pd.concat(rows), {f"c{k:02d}": "fear" if k < 3 else "happy" for k in range(16)},
+                             n_frames=6, min_frames=4)
+    weights = {balance: train_motion_model(tracks, TINY, TrainingSettings(steps=3, batch_size=4, seed=1,
+                                                                          class_balance=balance),
+                                           hashed_encoder)[0].denoiser.output.weight.detach()
+               for balance in (0.0, 1.0)}
+    assert not torch.equal(weights[0.0], weights[1.0])  # the draw reaches the batches
 
 
 def test_missing_or_broken_model_is_a_clear_error(tmp_path) -> None:

@@ -424,6 +424,11 @@ class TrainingSettings:
     ``Expression: <emotion>.``, half the fixed prompt), with probability ``au_dropout`` the AU vector and its
     flag are zeroed (independently), so that a prompt citing no AU still gets its emotion's motion; with
     probability ``cond_dropout`` the whole condition is replaced by the null condition (classifier-free).
+
+    ``class_balance`` sets how often each emotion's tracks are drawn: track i of an emotion with n_e tracks
+    is drawn with probability proportional to n_e^-class_balance. 0 draws tracks uniformly (every emotion in
+    its share of the data: the scarce emotions, the ones the generator serves, are seen least), 1 draws
+    every emotion equally often.
     """
 
     steps: int = 3000
@@ -432,6 +437,7 @@ class TrainingSettings:
     cond_dropout: float = 0.1
     text_au_dropout: float = 0.4
     au_dropout: float = 0.4
+    class_balance: float = 0.0
     seed: int = 0
 
 
@@ -445,6 +451,15 @@ def track_text_embeddings(tracks: Tracks, encoder: TextEncoder) -> np.ndarray:
     vectors = dict(zip(distinct, encoder(distinct))) if distinct else {}
     return np.asarray([[vectors[t] for t in triple] for triple in texts], dtype=np.float32).reshape(
         len(texts), 3, -1)
+
+
+def track_draw_probabilities(labels: list[str], class_balance: float) -> np.ndarray:
+    """Probability of drawing each track into a batch: proportional to n_e^-class_balance for its emotion e."""
+    if not np.isfinite(class_balance) or class_balance < 0:
+        raise ValueError(f"motion_model.class_balance must be a finite number >= 0, got {class_balance}")
+    names, index, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    weights = counts[index].astype(np.float64) ** -float(class_balance)
+    return weights / weights.sum()
 
 
 def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: TrainingSettings,
@@ -464,12 +479,13 @@ def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: Trai
     texts = torch.from_numpy(track_text_embeddings(tracks, encoder))
     aus = torch.tensor(tracks.conditions, dtype=torch.float32)
     has_aus = (aus > 0).any(dim=1, keepdim=True).float()
+    draw = track_draw_probabilities(tracks.labels, settings.class_balance)
     optimiser = torch.optim.AdamW(denoiser.parameters(), lr=settings.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps, eta_min=settings.lr / 20)
     losses = []
     denoiser.train()
     for step in tqdm(range(settings.steps), desc="motion model", unit="step", mininterval=2.0):
-        batch = torch.from_numpy(rng.integers(0, len(data), settings.batch_size))
+        batch = torch.from_numpy(rng.choice(len(data), settings.batch_size, p=draw))
         clean = data[batch]
         noise = torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))
         timesteps = torch.from_numpy(rng.integers(0, config.train_timesteps, settings.batch_size))
