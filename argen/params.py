@@ -360,7 +360,8 @@ class ARDParams(_Section):
     w_E, 1 in the paper, 0 to drop a reward as table 4 does). ``reward``: ``argen`` (the default) adds the
     expression-fidelity term R_X = (R_A + R_C) / 2 with weight w_X = ``weight_fidelity`` (a number, or
     ``auto``: the smallest weight of a grid at which the actions chosen on the *training* pairs keep
-    ``fidelity_keep`` of the fidelity attainable there, :func:`argen.policy.comparison.choose_fidelity_weight`);
+    ``fidelity_keep`` of the fidelity attainable there, :func:`argen.policy.comparison.choose_fidelity_weight`;
+    ``fidelity_reference``: ``fixed`` measures it at the best fixed action, ``per_pair`` at each pair's best);
     ``paper`` is eq. 18 alone (w_X = 0). R_H (weight 0 by default) from ``ratings_csv``; per pair ``candidates`` actions sampled, the ``top_k`` best keep R, the others get -``gamma``;
     ``advantage`` ``reinforce`` (the paper) or ``group`` (group-normalised, Facial-R1); Adam ``policy_lr``,
     ``policy_batch`` pairs per step, ``policy_steps`` steps.
@@ -377,6 +378,7 @@ class ARDParams(_Section):
     reward: Literal["argen", "paper"] = "argen"
     weight_fidelity: float | Literal["auto"] = "auto"
     fidelity_keep: float = Field(0.9, gt=0.0, le=1.0)
+    fidelity_reference: Literal["fixed", "per_pair"] = "fixed"
     weight_human: float = Field(0.0, ge=0.0)
     ratings_csv: str = ""
     policy_lr: float = Field(1e-4, gt=0.0)

@@ -8,7 +8,8 @@ import pytest
 
 from argen.policy.augment import choose_pairs, pick_actions
 from argen.counts import resolve_per_class, table7_counts
-from argen.policy.comparison import best_fixed_action, compare_policies, paired_difference, reward_cubes, total_reward
+from argen.policy.comparison import best_fixed_action, compare_policies, gap_closed, paired_difference, reward_cubes, \
+    total_reward
 from argen.actions import ACTIONS
 from argen.rewards.table import COMPONENTS, ShardStore, make_pairs
 
@@ -93,6 +94,22 @@ def test_comparison_on_a_hand_made_table() -> None:
     one_best = np.zeros((4, 12, 2))
     one_best[:, 7] = 1.0
     assert best_fixed_action(one_best) == 7
+
+
+def test_the_heldout_seed_oracle_chooses_on_one_half_of_the_seeds_and_scores_on_the_other() -> None:
+    total = np.zeros((1, 12, 2))
+    total[0, 0] = [1.0, 1.0]  # steady
+    total[0, 1] = [2.0, 0.0]  # lucky on seed 0
+    cubes = {"total": total, "model_calls": np.ones_like(total), **{c: total / 10 for c in COMPONENTS}}
+    result = compare_policies(cubes, learned=np.array([0]), best_fixed=2, fixed=(20, 2.0, 2.0))
+    assert result.loc["oracle", "reward"] == 1.0  # seeds' mean: actions 0 and 1 tie at 1
+    # seed 0 picks action 1, scored 0 on seed 1; seed 1 picks action 0, scored 1 on seed 0
+    assert result.loc["oracle_heldout_seed", "reward"] == pytest.approx(0.5)
+    assert result.loc["oracle_heldout_seed", "R_S"] == pytest.approx(0.05)
+    closed = gap_closed(result)
+    assert closed == {"oracle": pytest.approx(1.0), "oracle_heldout_seed": pytest.approx(2.0)}
+    one_seed = compare_policies({k: v[:, :, :1] for k, v in cubes.items()}, np.array([0]), 2, (20, 2.0, 2.0))
+    assert "oracle_heldout_seed" not in one_seed.index
 
 
 def test_stale_shards_are_discarded(tmp_path) -> None:

@@ -16,12 +16,21 @@ paper; table 4's reward subsets set some of them to 0, all from the one reward t
 
 **Choosing w_X** (``ard.weight_fidelity: auto``, :func:`choose_fidelity_weight`), on the **training pairs
 only** (never a validation pair, never a test clip): for each weight w of :data:`FIDELITY_GRID`, in
-increasing order, take for every training pair the action that maximises its mean total reward over
-seeds (the per-pair optimum the policy is trained to find) and the mean R_X at those actions. w_X is the
-smallest w at which that mean reaches ``ard.fidelity_keep`` (0.9) of the attainable mean (each pair's
-largest R_X over the 12 actions): the least weight that keeps the target expression, so the paper's terms
-still decide among the actions that keep it. If no weight of the grid reaches it, the largest is taken
-and the stage says so. The grid and each weight's outcome go to ``reports/policy/metrics.json``.
+increasing order, take the actions a policy trained on that total reward would take and the mean R_X at
+them. w_X is the smallest w at which that mean reaches ``ard.fidelity_keep`` (0.9) of the attainable mean:
+the least weight that keeps the target expression, so the paper's terms still decide among the actions
+that keep it. If no weight of the grid reaches it, the largest is taken and the stage says so. Which
+actions stand for the policy's is ``ard.fidelity_reference``:
+
+* ``fixed`` (default): the best fixed action under that total (the one action with the highest mean over
+  training pairs), against the attainable of the action with the highest mean R_X. The learned policy
+  must beat the best fixed action and, where the identity and prompt say little about which action suits
+  a pair, it takes it (the demo's policy takes it for every held-out pair), so this is what the policy's
+  clips will keep.
+* ``per_pair``: each pair's best action, against each pair's largest R_X. With one seed per action both
+  are maxima over 12 noisy draws, so the rule is satisfied by per-pair luck the policy cannot reproduce:
+  on the demo (fold 1) it chose w_X = 3 as keeping 92 % of the per-pair attainable R_X (0.658), while the
+  policy then took (5, 2, 3) for every pair, whose R_X on the training pairs is 0.521 (79 %). The grid and each weight's outcome go to ``reports/policy/metrics.json``.
 
 **Complete pairs.** The policy learns from pairs with every action and every seed audited (status ok);
 the others are left out and counted.
@@ -34,6 +43,14 @@ error over pairs), each component and the mean model calls, for
 * ``fixed_T20``: T = 20 with (2, 2) for every pair;
 * ``best_fixed``: the one action with the highest mean total reward on the *training* pairs;
 * ``oracle``: per pair the action with the highest mean total reward (an upper bound no policy can pass).
+  It chooses and is scored on the same seeds, so part of its lead is the luck of those seeds' noise, which
+  no policy can foresee from the identity and the prompt;
+* ``oracle_heldout_seed`` (when the table has two or more seeds per action): per pair the best action on
+  half of the seeds (even seed indices), scored on the other half, and the reverse, averaged: the gain that
+  knowing the pair, not the noise, can buy.
+
+``gap_closed``: for each oracle, (learned - best_fixed) / (oracle - best_fixed), the share of the
+per-pair oracle's lead over the best fixed action that the learned policy captures.
 
 The learned policy earns its keep only if it beats ``best_fixed``: the paired difference over the
 validation pairs, with a 95 % interval, says whether it does beyond noise (``beats`` when the whole
@@ -88,7 +105,8 @@ def total_reward(table: pd.DataFrame, lam: float, weight_fidelity: float = 0.0, 
 
 
 def choose_fidelity_weight(base: np.ndarray, fidelity: np.ndarray, splits: list[str], keep: float,
-                           grid: tuple[float, ...] = FIDELITY_GRID) -> tuple[float, pd.DataFrame]:
+                           grid: tuple[float, ...] = FIDELITY_GRID, reference: str = "fixed"
+                           ) -> tuple[float, pd.DataFrame]:
     """w_X by the procedure of the module docstring, on training pairs only.
 
     Args:
@@ -97,6 +115,7 @@ def choose_fidelity_weight(base: np.ndarray, fidelity: np.ndarray, splits: list[
         splits: each pair's split; anything but ``train`` is refused (the procedure must not see it).
         keep: share of the attainable mean R_X the chosen actions must reach, in (0, 1].
         grid: candidate weights, increasing.
+        reference: ``fixed`` (the best fixed action) or ``per_pair`` (each pair's best action).
 
     Returns:
         (w_X, one row per weight tried: weight, mean R_X at the chosen actions, its share of the attainable,
@@ -112,12 +131,21 @@ def choose_fidelity_weight(base: np.ndarray, fidelity: np.ndarray, splits: list[
     if base.shape != fidelity.shape or base.shape[0] != len(splits) or base.shape[0] == 0:
         raise ValueError(f"expected two (pairs, 12, seeds) cubes of {len(splits)} pairs, got {base.shape} and "
                          f"{fidelity.shape}")
+    if reference not in ("fixed", "per_pair"):
+        raise ValueError(f"fidelity reference must be 'fixed' or 'per_pair', got {reference!r}")
     base, fidelity = np.nanmean(base, axis=2), np.nanmean(fidelity, axis=2)
-    attainable = float(fidelity.max(axis=1).mean())
+    if reference == "fixed":
+        attainable = float(fidelity.mean(axis=0).max())
+    else:
+        attainable = float(fidelity.max(axis=1).mean())
     rows, pairs = [], np.arange(len(base))
     for weight in grid:
-        chosen = (base + weight * fidelity).argmax(axis=1)
-        kept = float(fidelity[pairs, chosen].mean())
+        total = base + weight * fidelity
+        if reference == "fixed":
+            action = int(total.mean(axis=0).argmax())
+            kept = float(fidelity[:, action].mean())
+        else:
+            kept = float(fidelity[pairs, total.argmax(axis=1)].mean())
         rows.append({"weight": weight, "R_X": kept, "share": kept / attainable if attainable > 0 else 1.0,
                      "reaches": kept >= keep * attainable})
     outcome = pd.DataFrame(rows)
@@ -126,7 +154,8 @@ def choose_fidelity_weight(base: np.ndarray, fidelity: np.ndarray, splits: list[
 
 
 def fidelity_weight_for(table: pd.DataFrame, pairs: pd.DataFrame, lam: float,
-                        weights: tuple[float, float, float], keep: float) -> tuple[float, pd.DataFrame]:
+                        weights: tuple[float, float, float], keep: float, reference: str = "fixed"
+                        ) -> tuple[float, pd.DataFrame]:
     """:func:`choose_fidelity_weight` on the reward table's training pairs (``pairs.split == "train"``).
 
     Only the table's rows of training pairs are read; validation pairs never enter.
@@ -139,7 +168,7 @@ def fidelity_weight_for(table: pd.DataFrame, pairs: pd.DataFrame, lam: float,
         raise InputError(f"no training pair has every action audited ({len(train_ids)} training pairs): the fidelity "
                          "weight cannot be chosen (re-run the rewards stage, or give ard.weight_fidelity a number)")
     splits = pairs.set_index("pair_id").split.loc[complete].tolist()
-    return choose_fidelity_weight(cubes["base"], cubes["fidelity"], splits, keep)
+    return choose_fidelity_weight(cubes["base"], cubes["fidelity"], splits, keep, reference=reference)
 
 
 def reward_cubes(table: pd.DataFrame, values: dict[str, pd.Series]) -> tuple[list[str], dict[str, np.ndarray], list[str]]:
@@ -184,7 +213,11 @@ def compare_policies(cubes: dict[str, np.ndarray], learned: np.ndarray, best_fix
         table[policy] = {name: per_pair[name][rows, choice] for name in per_pair}
     table["random"] = {name: values.mean(axis=1) for name, values in per_pair.items()}
     out = []
-    for policy in ("learned", "random", "fixed_T20", "best_fixed", "oracle"):
+    if cubes["total"].shape[2] >= 2:
+        table["oracle_heldout_seed"] = heldout_seed_oracle(cubes)
+    for policy in ("learned", "random", "fixed_T20", "best_fixed", "oracle", "oracle_heldout_seed"):
+        if policy not in table:
+            continue
         values = table[policy]
         total = values["total"]
         out.append({"policy": policy, "reward": float(total.mean()),
@@ -192,6 +225,34 @@ def compare_policies(cubes: dict[str, np.ndarray], learned: np.ndarray, best_fix
                     **{name: float(values[name].mean()) for name in COMPONENTS if name in values},
                     "model_calls": float(values["model_calls"].mean())})
     return pd.DataFrame(out).set_index("policy")
+
+
+def heldout_seed_oracle(cubes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per pair, each value at the action chosen on one half of the seeds, scored on the other (both ways).
+
+    Seeds with even index form one half, odd the other; the two cross-scores are averaged per pair.
+    """
+    halves = [slice(0, None, 2), slice(1, None, 2)]
+    rows = np.arange(cubes["total"].shape[0])
+    out = {}
+    for name, cube in cubes.items():
+        scores = []
+        for choose, score in (halves, halves[::-1]):
+            choice = cubes["total"][:, :, choose].mean(axis=2).argmax(axis=1)
+            scores.append(cube[:, :, score].mean(axis=2)[rows, choice])
+        out[name] = np.mean(scores, axis=0)
+    return out
+
+
+def gap_closed(comparison: pd.DataFrame) -> dict[str, float]:
+    """Per oracle row: (learned - best_fixed) / (oracle - best_fixed) of the mean rewards; NaN without a gap."""
+    reward = comparison.reward
+    out = {}
+    for oracle in ("oracle", "oracle_heldout_seed"):
+        if oracle in reward:
+            gap = reward[oracle] - reward["best_fixed"]
+            out[oracle] = float((reward["learned"] - reward["best_fixed"]) / gap) if gap > 0 else float("nan")
+    return out
 
 
 def paired_difference(cubes: dict[str, np.ndarray], learned: np.ndarray, best_fixed: int) -> dict[str, float]:

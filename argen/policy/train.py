@@ -12,7 +12,8 @@ from argen.errors import UserError
 from argen.extract import LANDMARK_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
-from argen.policy.comparison import FIDELITY_GRID, fidelity_weight_for, fit_and_compare, reward_cubes, total_reward
+from argen.policy.comparison import (FIDELITY_GRID, fidelity_weight_for, fit_and_compare, gap_closed, reward_cubes,
+                                     total_reward)
 from argen.policy.plots import plot_comparison
 from argen.policy.reinforce import PolicySettings, save_policy
 from argen.policy.state import pair_states
@@ -39,7 +40,8 @@ def fidelity_weight(ard, table, pairs, naturalness: tuple[float, float, float]) 
         return 0.0, []
     if ard.weight_fidelity != "auto":
         return float(ard.weight_fidelity), []
-    weight, outcome = fidelity_weight_for(table, pairs, ard.lambda_, naturalness, ard.fidelity_keep)
+    weight, outcome = fidelity_weight_for(table, pairs, ard.lambda_, naturalness, ard.fidelity_keep,
+                                          ard.fidelity_reference)
     if not outcome.reaches.any():
         log.warning("no fidelity weight of %s keeps %.0f %% of the attainable R_X on the training pairs: using the "
                     "largest, %g", list(FIDELITY_GRID), 100 * ard.fidelity_keep, weight)
@@ -95,6 +97,7 @@ def run_policy_stage(params: Params) -> None:
             "heldout": {policy: {k: round(v, 4) for k, v in row.items()} for policy, row in comparison.iterrows()},
             "learned_minus_best_fixed": {k: round(v, 4) if isinstance(v, float) else v for k, v in difference.items()},
             "learned_beats_best_fixed": outcome.beats_best_fixed,
+            "gap_closed": {k: round(v, 4) for k, v in gap_closed(comparison).items()},
             "best_fixed_action": list(ACTIONS[best]),
             "learned_actions": {f"{t} ({a:g},{b:g})": int((learned == k).sum())
                                 for k, (t, a, b) in enumerate(ACTIONS) if (learned == k).any()},
@@ -103,6 +106,7 @@ def run_policy_stage(params: Params) -> None:
             "encoder": encoder,
             "reward": {"mode": ard.reward, "weight_fidelity": weight_fidelity,
                        "weight_fidelity_param": ard.weight_fidelity, "fidelity_keep": ard.fidelity_keep,
+                       "fidelity_reference": ard.fidelity_reference,
                        "selection_on_train_pairs": selection},
         }
         save_policy(model, out.path(MODEL), {"encoder": encoder, "settings": settings.__dict__,

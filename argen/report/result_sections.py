@@ -61,7 +61,8 @@ def training_curves(params) -> list[list[Curve]]:
 
 #: The held-out references of argen/ard/comparison.py in words.
 POLICY_WORDS = {"learned": "learned policy", "random": "random action", "fixed_T20": "fixed T = 20, (a, b) = (2, 2)",
-                "best_fixed": "best fixed action (on the training pairs)", "oracle": "best action per pair (oracle)"}
+                "best_fixed": "best fixed action (on the training pairs)", "oracle": "best action per pair (oracle)",
+                "oracle_heldout_seed": "best action per pair, chosen on other seeds (oracle)"}
 
 
 def policy_section(params, figures: Path, s: Section) -> None:
@@ -98,6 +99,10 @@ def policy_section(params, figures: Path, s: Section) -> None:
                       f"{cell(gap.get('high'))}] over {gap.get('pairs', 'n/a')} pairs")
         else:
             versus = "n/a"
+        closed = {k: v for k, v in (metrics.get("gap_closed") or {}).items() if isinstance(v, (int, float))}
+        if closed:
+            versus += "; share of the oracle's lead over the best fixed action the policy captures: " + ", ".join(
+                f"{POLICY_WORDS.get(k, k)} {100 * v:.0f} %" for k, v in closed.items())
         s.text(f"Mean total reward per held-out pair for the learned policy and its references. Best fixed action: "
                f"{action_words(metrics.get('best_fixed_action', 'n/a'))}; {versus}.", "",
                table_markdown(mark_identical_rows(frame, "policy", ": the same actions"),
