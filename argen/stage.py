@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from collections.abc import Callable
@@ -32,11 +33,18 @@ def provenance(stage: str, params: Params, *sections: str, **extra: object) -> d
     return record
 
 
+def _terminated(signum: int, frame) -> None:
+    """SIGTERM (a killed ``dvc repro``, a queue cancelled) ends the stage like an error: exit code 143 after
+    the ``finally`` blocks ran, so staged outputs' temporary folders are removed, not left beside the outputs."""
+    raise SystemExit(128 + signum)
+
+
 def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") -> None:
     """Configure logging, validate params.yaml, run ``main`` and turn user errors into a clean exit."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     log = logging.getLogger("argen.stage")
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         main(load_params(params_path))
     except USER_ERRORS as err:

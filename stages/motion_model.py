@@ -52,8 +52,7 @@ def main(params: Params) -> None:
                                n_heads=cfg.n_heads)
     settings = TrainingSettings(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                                 cond_dropout=cfg.cond_dropout, text_au_dropout=cfg.text_au_dropout,
-                                au_dropout=cfg.au_dropout, class_balance=cfg.class_balance,
-                                seed=params.seed)
+                                au_dropout=cfg.au_dropout, class_balance=cfg.class_balance, seed=params.seed)
     guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max,
                               params.generator.guidance_form)
     with staged_outputs() as out:
