@@ -438,3 +438,17 @@ def test_the_reproduced_pipelines_report_renders_in_chromium(reproduced, tmp_pat
     project, _ = reproduced
     result = check_in_browser(project, tmp_path)
     assert result["images"] >= 10 and len(result["tables"]) >= 12, result
+
+
+def test_the_settings_digest_follows_values_not_layout(tmp_path: Path) -> None:
+    from argen.params import load_params
+    from argen.report.outcome import settings_digest
+
+    text = (ROOT / "params.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text("# a comment a user added\n" + text.replace("  ", "    "))
+    changed = yaml.safe_load(text)
+    changed["ard"]["lambda"] = 1.0
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(changed))
+    digests = [settings_digest(load_params(tmp_path / f"{name}.yaml")) for name in "abc"]
+    assert digests[0] == digests[1] != digests[2]

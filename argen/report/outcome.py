@@ -5,14 +5,14 @@ AR-DI (the scarcest class's recall) with their paired 95 % intervals, the oracle
 demo renderer's own clips: the ceiling any generator can reach), and the judge's share of ARGen's clips
 classified as their target emotion. Both this run (``reports/recognition``, one fold) and, where it was
 committed, the multi-fold evidence run (``reports/evidence``) are shown, each named. What produced it: the
-AU backend, generator, prompts, policy and its chosen actions, and the md5 of ``params.yaml`` (the report
+AU backend, generator, prompts, policy and its chosen actions, and a digest of every setting's value (the report
 holds no git state: the same inputs give the same bytes).
 """
 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import json
 
 import pandas as pd
 
@@ -88,18 +88,24 @@ def outcome_section(params, s: Section) -> None:
     produced(params, s)
 
 
+def settings_digest(params) -> str:
+    """SHA-256 (first 12 hex digits) of every validated setting, defaults filled in: the same for the same
+    values however params.yaml is laid out or commented, different when any value differs."""
+    values = json.dumps(params.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(values.encode()).hexdigest()[:12]
+
+
 def produced(params, s: Section) -> None:
-    """What produced the outcome: backends, generator, policy and its actions, params.yaml's md5."""
+    """What produced the outcome: backends, generator, policy and its actions, the settings' digest."""
     ard, asi = params.ard, params.asi
     try:
         actions = actions_words(read_json(REPORTS / "generate/metrics.json").get("actions"))
     except Exception:  # noqa: BLE001  a missing or malformed file: the section says n/a
         actions = "n/a (reports/generate/metrics.json missing or unreadable)"
-    params_file = Path("params.yaml")
-    digest = hashlib.md5(params_file.read_bytes()).hexdigest() if params_file.is_file() else "n/a"
     rows = [("data", dataset_name(params)), ("AU backend", params.extract_aus.backend),
             ("generator", params.generator.generator), ("prompts", f"{asi.mode} ({asi.backend})"),
             ("policy", f"{params.generate.policy}, λ = {ard.lambda_:g}"), ("actions the policy took", actions),
             ("recognition", f"{', '.join(params.recognize.models)}; seeds {', '.join(map(str, params.recognize.seeds))}"),
-            ("params.yaml md5", f"`{digest}` (every setting: the run summary below)")]
+            ("settings digest", f"`{settings_digest(params)}` (SHA-256 of every setting's value; each one: the run "
+                                "summary below)")]
     s.text("**What produced it:**", "", table_markdown(pd.DataFrame(rows, columns=["", "value"]), "No settings."))
