@@ -18,7 +18,7 @@ they follow the head's position, size and roll whatever the framing:
   half: a lit scalp is lighter, not redder), background-like (near a pixel of the backdrop sampled beyond
   1.3 skull radii, 0.8 face heights above the brows: on a short-haired head the ellipse overshoots into the
   backdrop) or hair. A skull 70 % skin-like is ``no visible hair``; hair on less than 15 % of it gives no
-  cue; a skull less than 90 % in frame gives no cue (nothing is guessed). The hair's colour is its pixels'
+  cue; a skull less than 60 % in frame gives no cue (nothing is guessed; portraits often crop the crown). The hair's colour is its pixels'
   median after the sclera white balance, named by hue and lightness: black (b* < 4.5, L* < 25) and grey
   (b* < 4.5, L* >= 45) are neutral, dark brown is as dark as black but warm; red has a*/b* >= 0.3 and
   chroma >= 15 below L* 40; warm hair is otherwise brown (L* < 40), light-brown (< 47) or blond. The
@@ -64,7 +64,7 @@ HAIR_HALF_WIDTH, HAIR_ABOVE, HAIR_PATCH_SIZE = 1.8, 1.1, 96
 #: about 0.85); hair is read inside it from this many face heights above the brow line.
 SKULL_HALF_WIDTH, SKULL_HEIGHT, BROW_CLEARANCE = 1.15, 0.9, 0.3
 #: Share of the skull that must be in frame for a hair cue; beyond this many skull radii is background.
-SKULL_IN_FRAME, BACKGROUND_RADIUS = 0.9, 1.3
+SKULL_IN_FRAME, BACKGROUND_RADIUS = 0.6, 1.3
 #: The background is sampled only this many face heights above the brows (long hair hangs beside the face).
 BACKGROUND_ABOVE = 0.8
 #: Background pixels compared with each skull pixel, and the CIELAB distance within which it is background.
