@@ -16,8 +16,8 @@ they follow the head's position, size and roll whatever the framing:
   face heights up: brow line to chin; the crown sits about 0.85 up), read from 0.3 face heights above the
   brows (above most hairlines). Each pixel there is skin-like (near the cheeks' colour, lightness weighted
   half: a lit scalp is lighter, not redder), background-like (near a pixel of the backdrop sampled beyond
-  1.3 skull radii, 0.8 face heights above the brows: on a short-haired head the ellipse overshoots into the
-  backdrop) or hair. A skull 70 % skin-like is ``no visible hair``; hair on less than 15 % of it gives no
+  1.3 skull radii, from 0.8 face heights above the brows upwards, or from lower down to 0.4 where the frame
+  cuts the top of the head: on a short-haired head the ellipse overshoots into the backdrop) or hair. A skull 70 % skin-like is ``no visible hair``; hair on less than 15 % of it gives no
   cue; a skull less than 60 % in frame gives no cue (nothing is guessed; portraits often crop the crown). The hair's colour is its pixels'
   median after the sclera white balance, named by hue and lightness: black (b* < 4.5, L* < 25) and grey
   (b* < 4.5, L* >= 45) are neutral, dark brown is as dark as black but warm; red has a*/b* >= 0.3 and
@@ -65,8 +65,10 @@ HAIR_HALF_WIDTH, HAIR_ABOVE, HAIR_PATCH_SIZE = 1.8, 1.1, 96
 SKULL_HALF_WIDTH, SKULL_HEIGHT, BROW_CLEARANCE = 1.15, 0.9, 0.3
 #: Share of the skull that must be in frame for a hair cue; beyond this many skull radii is background.
 SKULL_IN_FRAME, BACKGROUND_RADIUS = 0.6, 1.3
-#: The background is sampled only this many face heights above the brows (long hair hangs beside the face).
-BACKGROUND_ABOVE = 0.8
+#: The backdrop is sampled from this many face heights above the brows upwards (long hair hangs beside the face);
+#: where the frame cuts the top of the head, lower until BACKGROUND_MIN_PIXELS are found, but not below
+#: BACKGROUND_LOWEST face heights above the brows.
+BACKGROUND_ABOVE, BACKGROUND_LOWEST, BACKGROUND_MIN_PIXELS = 0.8, 0.4, 300
 #: Background pixels compared with each skull pixel, and the CIELAB distance within which it is background.
 BACKGROUND_SAMPLES, BACKGROUND_DELTA_E = 200, 8.0
 #: A skull at least this share skin-like is a head without visible hair.
@@ -252,8 +254,14 @@ def hair_region(image: np.ndarray, landmarks: np.ndarray, gains: np.ndarray | No
     balanced = patch.astype(np.float32) / 255.0
     if gains is not None:
         balanced = np.clip(balanced ** 2.2 * gains.astype(np.float32), 0.0, 1.0) ** (1 / 2.2)
-    background = (radius > BACKGROUND_RADIUS) & (pv < brow_line - BACKGROUND_ABOVE * face_height)
-    return cv2.cvtColor(balanced, cv2.COLOR_BGR2LAB), skull & inside, background & inside
+    # The backdrop: beyond BACKGROUND_RADIUS skull radii, from the top down to BACKGROUND_ABOVE face heights over
+    # the brows, or lower (not below BACKGROUND_LOWEST) until BACKGROUND_MIN_PIXELS are in frame.
+    beyond = (radius > BACKGROUND_RADIUS) & inside & (pv < brow_line - BACKGROUND_LOWEST * face_height)
+    heights = np.sort(pv[beyond])
+    cut = brow_line - BACKGROUND_ABOVE * face_height
+    if len(heights) >= BACKGROUND_MIN_PIXELS:
+        cut = max(cut, float(heights[BACKGROUND_MIN_PIXELS - 1]))
+    return cv2.cvtColor(balanced, cv2.COLOR_BGR2LAB), skull & inside, beyond & (pv <= cut)
 
 
 def hair_cue(image: np.ndarray, landmarks: np.ndarray, skin_lab: np.ndarray,
