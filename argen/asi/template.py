@@ -12,20 +12,21 @@ they follow the head's position, size and roll whatever the framing:
   too: on under-exposed webcam frames (OpenFace's sample videos, cheeks at L* 28–50) fair faces read
   medium or dark. Where skin tone matters, use well-lit identity frames (``identities.min_brightness``)
   or the VLM backend.
-* **hair**: the skull above the brows, an ellipse centred on the brow line (half width 1.15 IOD, reaching 0.9
-  face heights up: brow line to chin; the crown sits about 0.85 up), read from 0.3 face heights above the
-  brows (above most hairlines). Each pixel there is skin-like (near the cheeks' colour, lightness weighted
-  half: a lit scalp is lighter, not redder), background-like (near a pixel of the backdrop sampled beyond
-  1.3 skull radii, from 0.8 face heights above the brows upwards, or from lower down to 0.4 where the frame
-  cuts the top of the head: on a short-haired head the ellipse overshoots into the backdrop) or hair. A skull 70 % skin-like is ``no visible hair``; hair on less than 15 % of it gives no
-  cue; a skull less than 60 % in frame gives no cue (nothing is guessed; portraits often crop the crown). The hair's colour is its pixels'
-  median after the sclera white balance, named by hue and lightness: black (b* < 4.5, L* < 25) and grey
-  (b* < 4.5, L* >= 45) are neutral, dark brown is as dark as black but warm; red has a*/b* >= 0.3 and
-  chroma >= 15 below L* 40; warm hair is otherwise brown (L* < 40), light-brown (< 47) or blond. The
-  confidence is the distance from the nearest boundary the name depends on; a neutral middle lightness
-  (dark grey: black or brown?) is unsure. A narrow column between the brows, read upwards to the first
-  non-skin stretch and named by lightness alone, was right on 40 % of 73 stated readings of 82 photographs
-  (docs/real_faces.md): it read partings, headbands and lit scalps, and dark brown as black.
+* **hair**: the skull above the brows, an ellipse centred on the brow line (half width 1.15 IOD, reaching 0.9 face
+  heights up: brow line to chin; the crown sits about 0.85 up), read from 0.3 face heights above the brows (above
+  most hairlines). Each pixel there is skin-like (near the cheeks' colour, lightness weighted half: a lit scalp is
+  lighter, not redder), background-like (near a pixel of the backdrop sampled beyond 1.3 skull radii, from 0.8
+  face heights above the brows upwards, or from lower down to 0.4 where the frame cuts the top of the head: on a
+  short-haired head the ellipse overshoots into the backdrop) or hair. A skull 70 % skin-like is ``no visible
+  hair``; hair on less than 15 % of it gives no cue; a skull less than 60 % in frame gives no cue (nothing is
+  guessed; portraits often crop the crown). The hair's colour is its pixels' median after the sclera white
+  balance, named by hue and lightness: black (b* < 4.5, L* < 25) and grey (b* < 4.5, L* >= 45) are neutral, dark
+  brown is as dark as black but warm; red has a*/b* >= 0.3 and chroma >= 15 below L* 40; warm hair is otherwise
+  brown (L* < 40), light-brown (< 47) or blond. The confidence is the distance from the nearest boundary the name
+  depends on; a neutral middle lightness (dark grey: black or brown?) is unsure. A narrow column between the
+  brows, read upwards to the first non-skin stretch and named by lightness alone, was right on 40 % of 73 stated
+  readings of 82 photographs (docs/real_faces.md): it read partings, headbands and lit scalps, and dark brown as
+  black.
 * **glasses**: the bridge of a pair of glasses crosses the nose between the inner eye corners as a
   horizontal edge that bare skin lacks; its strength over the cheek's edge strength (:func:`bridge_edge_ratio`)
   above 7 reads ``wearing glasses``. The patch stays below the brows (v from -0.15 IOD): reaching up to
