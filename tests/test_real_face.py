@@ -45,9 +45,10 @@ def test_skin_tone_follows_the_individual_typology_angle(lab: np.ndarray, words:
 
 
 @pytest.mark.parametrize(("lab", "words"), [
-    (lab_colour(15, 2, 3), "black hair"), (lab_colour(35, 8, 18), "brown hair"),
-    (lab_colour(48, 3, 24), "light-brown hair"), (lab_colour(75, 2, 30), "blond hair"),
-    (lab_colour(70, 1, 2), "grey hair"), (lab_colour(40, 30, 35), "red hair"), (lab_colour(15, 20, 16), "dark red hair"),
+    (lab_colour(15, 1, 1), "black hair"), (lab_colour(15, 2, 7), "brown hair"),  # dark brown: warm, not black
+    (lab_colour(35, 2, 10), "brown hair"), (lab_colour(45, 3, 18), "light-brown hair"),
+    (lab_colour(60, 2, 20), "blond hair"), (lab_colour(70, 1, 2), "grey hair"), (lab_colour(92, -20, -6), "grey hair"),
+    (lab_colour(33, 6, 16), "red hair"), (lab_colour(20, 8, 16), "dark red hair"),
     (lab_colour(81, 9, 15), "no visible hair"),
 ])
 def test_hair_colour_names(lab: np.ndarray, words: str) -> None:

@@ -128,10 +128,25 @@ def test_mouth_interior_is_painted(demo_face) -> None:
     # Cavity: most of the opening is darker than the lips.
     assert np.mean(grey[inside] < 0.6 * lip_luma) > 0.4
     # Teeth: just under the upper inner lip's middle, brighter than the lips and than the cavity below.
-    teeth_at = np.round(target[62] + 0.06 * iod * down).astype(int)
+    teeth_at = np.round(target[62] + 0.03 * iod * down).astype(int)
     cavity_at = np.round((target[62] + target[66]) / 2 + 0.15 * iod * down).astype(int)
     assert grey[teeth_at[1], teeth_at[0]] > lip_luma + 20
     assert grey[teeth_at[1], teeth_at[0]] > grey[cavity_at[1], cavity_at[0]] + 60
+
+
+def test_teeth_band_is_the_edge_of_the_upper_teeth(demo_face) -> None:
+    """On a wide opening the band stays a thin edge under the upper lip (at most TEETH_BAND_MAX_IOD, 0.06 IOD):
+    a band grown with the opening (up to 0.17 IOD) was a white crescent that the FER2013 judge read as a laugh
+    (surprise clips of neutral real faces called happy)."""
+    image, source = demo_face
+    _, _, down, iod = face_axes(source)
+    target = expression_targets(source, "surprise", n_frames=3)[-1]
+    assert lip_gap(target, down) > 0.25 * iod, "a wide opening"
+    frame = render_frames(image, source, target[None])[0][0]
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(float)
+    column = [np.round(target[62] + t * down).astype(int) for t in np.arange(0.0, lip_gap(target, down), 0.25)]
+    bright = np.array([grey[y, x] for x, y in column]) > 0.5 * (grey.max() + grey[column[-1][1], column[-1][0]])
+    assert 0 < bright.sum() * 0.25 <= 0.08 * iod, (bright.sum() * 0.25 / iod)
 
 
 def test_still_target_is_the_input(demo_face) -> None:

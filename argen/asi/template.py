@@ -12,14 +12,21 @@ they follow the head's position, size and roll whatever the framing:
   too: on under-exposed webcam frames (OpenFace's sample videos, cheeks at L* 28–50) fair faces read
   medium or dark. Where skin tone matters, use well-lit identity frames (``identities.min_brightness``)
   or the VLM backend.
-* **hair**: a column between the inner brow ends, read upwards from just above the brows (face height:
-  brow line to chin; on an adult the hairline sits about 0.45 face heights above the brows, the crown
-  about 0.85). The first stretch that does not look like the cheeks' skin (CIELAB ΔE ≥ 14) is the hair,
-  whether a fringe or a high hairline; skin up to 0.7 face heights is ``no visible hair``; a column that
-  leaves the frame first gives no hair cue at all (nothing is guessed). Colour names by L* and chroma,
-  after the sclera white balance: grey (C* < 10, L* > 50), red (a* > 15 and a* > 0.6 b*; dark red below
-  L* 25), black (L* < 25), brown (L* < 42), light-brown (L* < 52), blond (the blonde woman of OpenFace's
-  and fer's sample video reads L* 55-58 once balanced, the astronaut's light-brown fringe 50).
+* **hair**: the skull above the brows, an ellipse centred on the brow line (half width 1.15 IOD, reaching 0.9 face
+  heights up: brow line to chin; the crown sits about 0.85 up), read from 0.3 face heights above the brows (above
+  most hairlines). Each pixel there is skin-like (near the cheeks' colour, lightness weighted half: a lit scalp is
+  lighter, not redder), background-like (near a pixel of the backdrop sampled beyond 1.3 skull radii, from 0.8
+  face heights above the brows upwards, or from lower down to 0.4 where the frame cuts the top of the head: on a
+  short-haired head the ellipse overshoots into the backdrop) or hair. A skull 70 % skin-like is ``no visible
+  hair``; hair on less than 15 % of it gives no cue; a skull less than 60 % in frame gives no cue (nothing is
+  guessed; portraits often crop the crown). The hair's colour is its pixels' median after the sclera white
+  balance, named by hue and lightness: black (b* < 4.5, L* < 25) and grey (b* < 4.5, L* >= 45) are neutral, dark
+  brown is as dark as black but warm; red has a*/b* >= 0.3 and chroma >= 15 below L* 40; warm hair is otherwise
+  brown (L* < 40), light-brown (< 47) or blond. The confidence is the distance from the nearest boundary the name
+  depends on; a neutral middle lightness (dark grey: black or brown?) is unsure. A narrow column between the
+  brows, read upwards to the first non-skin stretch and named by lightness alone, was right on 40 % of 73 stated
+  readings of 82 photographs (docs/real_faces.md): it read partings, headbands and lit scalps, and dark brown as
+  black.
 * **glasses**: the bridge of a pair of glasses crosses the nose between the inner eye corners as a
   horizontal edge that bare skin lacks; its strength over the cheek's edge strength (:func:`bridge_edge_ratio`)
   above 7 reads ``wearing glasses``. The patch stays below the brows (v from -0.15 IOD): reaching up to
@@ -51,12 +58,27 @@ from argen.face import face_axes, face_patch
 #: Cheek patches (u range, v range) in the face frame: beside the nose, below the eyes.
 CHEEKS: tuple[tuple[tuple[float, float], tuple[float, float]], ...] = (((-0.7, -0.45), (0.3, 0.55)),
                                                                        ((0.45, 0.7), (0.3, 0.55)))
-#: The column searched for hair: from and to this many face heights (brow line to chin) above the brows.
-HAIR_SCAN: tuple[float, float] = (0.1, 1.0)
-#: Rows the column is resampled to (0.025 face heights each), and the non-skin rows that make a hair sample.
-HAIR_SCAN_ROWS, HAIR_SAMPLE_ROWS = 36, 6
-#: Skin up to this many face heights above the brows is a head without hair (the crown is at about 0.85).
-BALD_ABOVE = 0.7
+#: The head patch read for hair: half its width (IOD), how far above the brows it reaches (face heights: brow
+#: line to chin), and its size in pixels (a square, down to the nose).
+HAIR_HALF_WIDTH, HAIR_ABOVE, HAIR_PATCH_SIZE = 1.8, 1.1, 96
+#: The skull ellipse centred on the brow line: half width (IOD) and height (face heights; the crown is at
+#: about 0.85); hair is read inside it from this many face heights above the brow line.
+SKULL_HALF_WIDTH, SKULL_HEIGHT, BROW_CLEARANCE = 1.15, 0.9, 0.3
+#: Share of the skull that must be in frame for a hair cue; beyond this many skull radii is background.
+SKULL_IN_FRAME, BACKGROUND_RADIUS = 0.6, 1.3
+#: The backdrop is sampled from this many face heights above the brows upwards (long hair hangs beside the face);
+#: where the frame cuts the top of the head, lower until BACKGROUND_MIN_PIXELS are found, but not below
+#: BACKGROUND_LOWEST face heights above the brows.
+BACKGROUND_ABOVE, BACKGROUND_LOWEST, BACKGROUND_MIN_PIXELS = 0.8, 0.4, 300
+#: Background pixels compared with each skull pixel, and the CIELAB distance within which it is background.
+BACKGROUND_SAMPLES, BACKGROUND_DELTA_E = 200, 8.0
+#: A skull at least this share skin-like is a head without visible hair.
+BALD_SHARE = 0.7
+#: Lightness weight and CIELAB distance of the skin test of skull pixels (a lit scalp is lighter than the
+#: cheeks, not redder; fair blond hair differs from fair skin by 10-14).
+SKIN_L_WEIGHT, SCALP_DELTA_E = 0.5, 10.0
+#: Below this share of the skull told apart from skin and background, no hair cue (unsure).
+MIN_HAIR_SHARE = 0.15
 #: The nose-bridge patch searched for a glasses bridge, and the edge ratio above which glasses are worn.
 GLASSES_BRIDGE: tuple[tuple[float, float], tuple[float, float]] = ((-0.2, 0.2), (-0.15, 0.15))
 GLASSES_EDGE_RATIO = 7.0
@@ -75,8 +97,13 @@ SCLERA_REFERENCE = 0.4
 GAIN_RANGE = (0.5, 2.0)
 #: ITA class boundaries (degrees) and the margin from the nearest one at which a skin-tone reading is sure.
 ITA_BOUNDARIES, ITA_MARGIN = (55.0, 41.0, 10.0), 4.0
-#: Hair-lightness boundaries (L*: black/brown, brown/light-brown, light-brown/blond) and the sure margin.
-HAIR_L_BOUNDARIES, HAIR_L_MARGIN = (25.0, 42.0, 52.0), 3.0
+#: Hair-lightness boundaries (L*: black/dark brown, brown/light-brown, light-brown/blond), the lightness from
+#: which neutral hair is grey, and the sure margin in L*.
+HAIR_L_BOUNDARIES, GREY_FROM, HAIR_L_MARGIN = (25.0, 40.0, 47.0), 45.0, 3.0
+#: Hair with b* below this is neutral (black or grey; brown hair is warm), and the sure margin in b*.
+HAIR_NEUTRAL_B, HAIR_B_MARGIN = 4.5, 1.5
+#: Red hair: a* at least this share of b* (margin in a*/b*), with CIELAB chroma at least RED_MIN_CHROMA.
+RED_HUE_RATIO, RED_RATIO_MARGIN, RED_MIN_CHROMA = 0.3, 0.05, 15.0
 #: A cue below this confidence is left out of the prompt.
 MIN_CONFIDENCE = 0.5
 
@@ -146,19 +173,42 @@ def skin_tone(cheek_lab: np.ndarray) -> str:
 
 
 def hair_colour(hair_lab: np.ndarray, skin_lab: np.ndarray) -> str:
-    """Hair words from the hair band's CIELAB colour, or ``no visible hair`` when the band looks like skin."""
+    """Hair words from the hair's balanced CIELAB colour, or ``no visible hair`` when it looks like skin.
+
+    Black and grey are neutral (b* below :data:`HAIR_NEUTRAL_B`): dark brown hair is as dark as black but
+    warm, so lightness alone read 15 of 34 brown heads as black. Red is warm with a red hue (a*/b* at least
+    :data:`RED_HUE_RATIO`, chroma at least :data:`RED_MIN_CHROMA`) and darker than :data:`HAIR_L_BOUNDARIES`'
+    light-brown; warm hair is otherwise named by lightness: brown, light-brown, blond.
+    """
     if np.linalg.norm(hair_lab - skin_lab) < SKIN_DELTA_E:
         return "no visible hair"
     lightness, a, b = (float(v) for v in hair_lab)
-    if np.hypot(a, b) < 10 and lightness > 50:
-        return "grey hair"
-    if a > 15 and a > 0.6 * b:
-        return "red hair" if lightness >= 25 else "dark red hair"
-    if lightness < 25:
-        return "black hair"
-    if lightness < 42:
+    black_below, light_from, blond_from = HAIR_L_BOUNDARIES
+    if b < HAIR_NEUTRAL_B:
+        if lightness < black_below:
+            return "black hair"
+        if lightness >= GREY_FROM:
+            return "grey hair"
+    elif np.hypot(a, b) >= RED_MIN_CHROMA and a >= RED_HUE_RATIO * b and lightness < light_from:
+        return "red hair" if lightness >= black_below else "dark red hair"
+    if lightness < light_from:
         return "brown hair"
-    return "light-brown hair" if lightness < 52 else "blond hair"
+    return "light-brown hair" if lightness < blond_from else "blond hair"
+
+
+def hair_confidence(hair_lab: np.ndarray) -> float:
+    """How sure a hair name is: its distance from the nearest boundary its name depends on, 1 at the margin
+    (:data:`HAIR_L_MARGIN` in L*, :data:`HAIR_B_MARGIN` in b*, :data:`RED_RATIO_MARGIN` in a*/b*) or beyond.
+    A neutral colour of middle lightness (neither black nor grey, not warm enough for brown) is not sure."""
+    lightness, a, b = (float(v) for v in hair_lab)
+    black_below, light_from, blond_from = HAIR_L_BOUNDARIES
+    hue = _boundary_confidence(b, (HAIR_NEUTRAL_B,), HAIR_B_MARGIN)
+    if b < HAIR_NEUTRAL_B:
+        if black_below <= lightness < GREY_FROM:
+            return 0.0
+        return min(hue, _boundary_confidence(lightness, (black_below, GREY_FROM), HAIR_L_MARGIN))
+    red = _boundary_confidence(a / b, (RED_HUE_RATIO,), RED_RATIO_MARGIN) if np.hypot(a, b) >= RED_MIN_CHROMA else 1.0
+    return min(hue, red, _boundary_confidence(lightness, (light_from, blond_from), HAIR_L_MARGIN))
 
 
 def bridge_edge_ratio(image: np.ndarray, landmarks: np.ndarray) -> float:
@@ -182,43 +232,72 @@ def wears_glasses(image: np.ndarray, landmarks: np.ndarray) -> bool:
     return bridge_edge_ratio(image, landmarks) > GLASSES_EDGE_RATIO
 
 
-def hair_cue(image: np.ndarray, landmarks: np.ndarray, skin_lab: np.ndarray,
-             gains: np.ndarray | None = None) -> tuple[str, np.ndarray | None] | None:
-    """Hair words from the column above the brows (module docstring), or None when too little is in frame.
+def hair_region(image: np.ndarray, landmarks: np.ndarray, gains: np.ndarray | None = None,
+                size: int = HAIR_PATCH_SIZE) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The skull above the brows and the background beside and above the head (module docstring).
 
-    Rows of the column are read upwards from just above the brows: the first stretch of at least
-    :data:`HAIR_SAMPLE_ROWS` rows that does not look like skin is the hair (shorter ones are the brows).
-    Skin all the way up to :data:`BALD_ABOVE` face heights means no hair; a column that leaves the frame
-    before either is decided gives no cue. Colours are read after the white-balance ``gains``.
-
-    Returns:
-        (words, the hair's CIELAB colour or None for no visible hair), or None.
+    Returns (the head patch in CIELAB after the white-balance ``gains``, the skull mask: the ellipse above the
+    brows where hair grows, the background mask: beyond :data:`BACKGROUND_RADIUS` skull radii and above the
+    brows), or None when less than :data:`SKULL_IN_FRAME` of the skull is in frame.
     """
     origin, x_axis, y_axis, iod = face_axes(landmarks)
     u, v = (landmarks - origin) @ x_axis / iod, (landmarks - origin) @ y_axis / iod
     brow_line = float(v[17:27].mean())
     face_height = float(v[8]) - brow_line
-    rows = HAIR_SCAN_ROWS
-    column, inside = face_patch(image, landmarks, (float(u[19]), float(u[24])),
-                                (brow_line - HAIR_SCAN[1] * face_height, brow_line - HAIR_SCAN[0] * face_height),
-                                size=rows)
-    heights = np.linspace(HAIR_SCAN[1], HAIR_SCAN[0], rows)  # face heights above the brow line, top row first
-    balanced = column.astype(np.float32) / 255.0
+    (u0, u1), (v0, v1) = (-HAIR_HALF_WIDTH, HAIR_HALF_WIDTH), (brow_line - HAIR_ABOVE * face_height, brow_line)
+    patch, inside = face_patch(image, landmarks, (u0, u1), (v0, v1), size=size)
+    pu, pv = np.meshgrid(u0 + (np.arange(size) + 0.5) * (u1 - u0) / size,
+                         v0 + (np.arange(size) + 0.5) * (v1 - v0) / size)
+    radius = np.hypot(pu / SKULL_HALF_WIDTH, (pv - brow_line) / (SKULL_HEIGHT * face_height))
+    skull = (radius <= 1.0) & (pv < brow_line - BROW_CLEARANCE * face_height)
+    if inside[skull].mean() < SKULL_IN_FRAME:
+        return None
+    balanced = patch.astype(np.float32) / 255.0
     if gains is not None:
         balanced = np.clip(balanced ** 2.2 * gains.astype(np.float32), 0.0, 1.0) ** (1 / 2.2)
-    lab = cv2.cvtColor(balanced, cv2.COLOR_BGR2LAB)
-    run = 0  # consecutive non-skin rows so far: a shorter stretch followed by skin is the brows
-    for row in range(rows - 1, -1, -1):  # upwards from the brows
-        if inside[row].mean() < 0.5:
-            return None
-        skin_like = np.linalg.norm(np.median(lab[row][inside[row]], axis=0) - skin_lab) < SKIN_DELTA_E
-        run = 0 if skin_like else run + 1
-        if run == HAIR_SAMPLE_ROWS:
-            hair_lab = _median_lab(column[row:row + run], inside[row:row + run], gains)
-            return hair_colour(hair_lab, skin_lab), hair_lab
-        if skin_like and heights[row] >= BALD_ABOVE:
-            return "no visible hair", None
-    return None
+    # The backdrop: beyond BACKGROUND_RADIUS skull radii, from the top down to BACKGROUND_ABOVE face heights over
+    # the brows, or lower (not below BACKGROUND_LOWEST) until BACKGROUND_MIN_PIXELS are in frame.
+    beyond = (radius > BACKGROUND_RADIUS) & inside & (pv < brow_line - BACKGROUND_LOWEST * face_height)
+    heights = np.sort(pv[beyond])
+    cut = brow_line - BACKGROUND_ABOVE * face_height
+    if len(heights) >= BACKGROUND_MIN_PIXELS:
+        cut = max(cut, float(heights[BACKGROUND_MIN_PIXELS - 1]))
+    return cv2.cvtColor(balanced, cv2.COLOR_BGR2LAB), skull & inside, beyond & (pv <= cut)
+
+
+def hair_cue(image: np.ndarray, landmarks: np.ndarray, skin_lab: np.ndarray,
+             gains: np.ndarray | None = None) -> tuple[str, np.ndarray | None, float] | None:
+    """Hair words from the skull above the brows (module docstring), or None when the top of the head is out
+    of frame or too little of it is told apart from both skin and background.
+
+    Each skull pixel is skin-like (within :data:`SKIN_DELTA_E` of the cheeks, lightness weighted by
+    :data:`SKIN_L_WEIGHT`: a lit scalp is lighter than the cheeks, not redder), background-like (within
+    :data:`BACKGROUND_DELTA_E` of a background pixel: the skull ellipse overshoots a short-haired head) or
+    hair. A skull mostly (:data:`BALD_SHARE`) skin-like is ``no visible hair``; the hair's colour is the
+    median of its pixels when they cover at least :data:`MIN_HAIR_SHARE` of the skull.
+
+    Returns:
+        (words, the hair's CIELAB colour or None for no visible hair, the hair's share of the skull), or None.
+    """
+    region = hair_region(image, landmarks, gains)
+    if region is None:
+        return None
+    lab, skull, background = region
+    pixels = lab[skull]
+    weights = np.array([SKIN_L_WEIGHT, 1.0, 1.0], np.float32)
+    skin_like = np.linalg.norm((pixels - skin_lab.astype(np.float32)) * weights, axis=-1) < SCALP_DELTA_E
+    if skin_like.mean() >= BALD_SHARE:
+        return "no visible hair", None, float(1.0 - skin_like.mean())
+    scene = lab[background][::max(1, int(background.sum()) // BACKGROUND_SAMPLES)]
+    nearest = np.full(len(pixels), np.inf, np.float32)
+    for colour in scene:  # distance of every skull pixel to its nearest background sample
+        np.minimum(nearest, np.linalg.norm(pixels - colour, axis=-1), out=nearest)
+    hair = ~skin_like & (nearest >= BACKGROUND_DELTA_E)
+    share = float(hair.mean())
+    if share < MIN_HAIR_SHARE:
+        return None
+    hair_lab = np.median(pixels[hair], axis=0)
+    return hair_colour(hair_lab, skin_lab), hair_lab, share
 
 
 def cue_readings(image: np.ndarray, landmarks: np.ndarray) -> list[Cue]:
@@ -244,9 +323,8 @@ def cue_readings(image: np.ndarray, landmarks: np.ndarray) -> list[Cue]:
     exposure = SCLERA_REFERENCE / level if exposed_well else 1.0
     hair = hair_cue(image, landmarks, _median_lab(patch, inside, gains * exposure), gains * exposure)
     if hair is not None:
-        words, hair_lab = hair
-        sure = words in ("no visible hair", "grey hair", "red hair", "dark red hair") or hair_lab is None
-        confidence = 1.0 if sure else _boundary_confidence(float(hair_lab[0]), HAIR_L_BOUNDARIES, HAIR_L_MARGIN)
+        words, hair_lab, _ = hair
+        confidence = 1.0 if hair_lab is None or words == "no visible hair" else hair_confidence(hair_lab)
         cues.append(Cue("hair", words, confidence, round(float(hair_lab[0]), 2) if hair_lab is not None else float("nan")))
 
     ratio = bridge_edge_ratio(image, landmarks)

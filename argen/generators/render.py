@@ -35,7 +35,8 @@ source is returned as a copy of the input.
 :data:`OPEN_THRESHOLD_PX` and :data:`OPEN_THRESHOLD_IOD` (no sliver between nearly closed lips), the target
 inner-lip polygon is painted with an anti-aliased edge: a cavity in
 the source's lip colour darkened (darker toward the middle, the back of the mouth), an upper-teeth band
-under the upper inner lip whose height grows with the opening (0.45 of the gap, at most 0.17 IOD).
+under the upper inner lip whose height grows with the opening (0.45 of the gap, at most 0.06 IOD: the
+edge of the upper teeth; a taller band reads as a laugh).
 Teeth are off-white scaled to the face's brightness; the band follows the upper inner lip and
 thins to nothing at the corners, appears only from :data:`TEETH_MIN_GAP_IOD` of opening, and is not
 painted at all when the source already shows its own teeth or parted lips (those, hung from the upper
@@ -73,6 +74,10 @@ OPEN_THRESHOLD_PX = 1.0
 OPEN_THRESHOLD_IOD = 0.04
 #: The painted teeth band appears once the opening exceeds this many IOD (a narrower one is cavity only).
 TEETH_MIN_GAP_IOD = 0.12
+#: The teeth band's height: this share of the opening, at most this many IOD. A band up to 0.17 IOD, a white
+#: crescent under the upper lip, read as a laugh: the FER2013 judge called surprise clips of neutral real faces
+#: happy (docs/real_faces.md).
+TEETH_BAND_SHARE, TEETH_BAND_MAX_IOD = 0.45, 0.06
 #: A source whose own lips are parted by more than this many IOD, or whose mouth shows teeth
 #: (:func:`argen.face.mouth_measures` above TEETH_SHARE), keeps its real teeth: no band is painted under them.
 SOURCE_OPEN_IOD, TEETH_SHARE = 0.03, 0.1
@@ -431,7 +436,7 @@ def paint_mouth(frame: np.ndarray, target: np.ndarray, kept_lower: np.ndarray, d
     radial = np.hypot((xs - centre[0]) / half_width, (ys - centre[1]) / max(gap / 2, 1.0))
     colour = colours.cavity * (1.0 - 0.55 * np.clip(1.0 - radial, 0.0, 1.0))[..., None]
     # Upper teeth: a band under the upper inner lip, rounded off toward the mouth corners.
-    height = min(0.45 * gap, 0.17 * iod)
+    height = min(TEETH_BAND_SHARE * gap, TEETH_BAND_MAX_IOD * iod)
     span = target[64] - target[60]
     across_mouth = np.clip((upper - target[60]) @ span / max(float(span @ span), 1e-9), 0.0, 1.0)
     profile = np.sqrt(np.sin(np.pi * across_mouth))[:, None]
