@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -33,6 +34,24 @@ def provenance(stage: str, params: Params, *sections: str, **extra: object) -> d
     return record
 
 
+#: torch's intra-op threads (and numpy's BLAS threads) in every stage. The thread count changes float results (the motion model's
+#: weights differ between 1 and 2 threads, its loss in the 8th digit), and torch's default is the machine's core
+#: count, so it is fixed: the same outputs on a 2-core laptop and a 64-core server. ``ARGEN_TORCH_THREADS``
+#: overrides it (faster on many cores, other bytes than the committed ``dvc.lock``).
+DEFAULT_TORCH_THREADS = 2
+
+
+def torch_threads() -> int:
+    """The intra-op thread count for stages: ``ARGEN_TORCH_THREADS`` or :data:`DEFAULT_TORCH_THREADS`."""
+    value = os.environ.get("ARGEN_TORCH_THREADS", "").strip()
+    if not value:
+        return DEFAULT_TORCH_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"ARGEN_TORCH_THREADS={value!r}: expected a whole number of threads >= 1 "
+                        f"(unset it for the default {DEFAULT_TORCH_THREADS})")
+    return int(value)
+
+
 def _terminated(signum: int, frame) -> None:
     """SIGTERM (a killed ``dvc repro``, a queue cancelled) ends the stage like an error: exit code 143 after
     the ``finally`` blocks ran, so staged outputs' temporary folders are removed, not left beside the outputs."""
@@ -46,7 +65,13 @@ def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") 
     log = logging.getLogger("argen.stage")
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        main(load_params(params_path))
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threads = torch_threads()
+        torch.set_num_threads(threads)
+        with threadpool_limits(limits=threads):  # numpy's BLAS (OpenBLAS) and other OpenMP pools likewise
+            main(load_params(params_path))
     except USER_ERRORS as err:
         log.error("%s", err)
         sys.exit(1)

@@ -1,4 +1,5 @@
-"""A stage killed with SIGTERM (a stopped dvc repro or queue) leaves no half-written output behind."""
+"""What run_stage does for every stage: a SIGTERM (a stopped dvc repro or queue) leaves no half-written output
+behind, and torch and numpy's BLAS run a fixed number of threads, whatever the machine's core count."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 STAGE = """
 import time
@@ -36,3 +39,43 @@ def test_a_terminated_stage_removes_its_staged_outputs(tmp_path: Path) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 128 + signal.SIGTERM
     assert list((tmp_path / "reports/x").iterdir()) == []  # no temporary folder, no half-written metrics.json
+
+
+
+def run_in_process(tmp_path: Path, monkeypatch, setting: str | None) -> dict:
+    """run_stage in this process with ``ARGEN_TORCH_THREADS`` set to ``setting``; the threads its main saw."""
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from argen.stage import run_stage
+
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARGEN_TORCH_THREADS", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("ARGEN_TORCH_THREADS", setting)
+    seen, before, handler = {}, torch.get_num_threads(), signal.getsignal(signal.SIGTERM)
+
+    def main(params) -> None:
+        seen["torch"] = torch.get_num_threads()
+        seen["blas"] = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    try:
+        run_stage(main)
+    finally:
+        torch.set_num_threads(before)
+        signal.signal(signal.SIGTERM, handler)
+    return seen
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 2), ("1", 1), ("3", 3)])
+def test_stages_run_a_fixed_number_of_threads_whatever_the_machine(tmp_path: Path, monkeypatch, setting,
+                                                                    expected) -> None:
+    seen = run_in_process(tmp_path, monkeypatch, setting)
+    assert seen["torch"] == expected and all(n <= expected for n in seen["blas"])
+
+
+def test_a_bad_thread_setting_is_a_clear_error(tmp_path: Path, monkeypatch, caplog) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_in_process(tmp_path, monkeypatch, "many")
+    assert exit_.value.code == 1 and "ARGEN_TORCH_THREADS='many'" in caplog.text
