@@ -111,8 +111,14 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproce
     return project, result
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``).
+
+    ``tryfirst``: xdist's worker reads the ``xdist_group`` marks in its own ``pytest_collection_modifyitems``
+    (it appends the group to each node id); a conftest hook is registered before xdist's and so would run after
+    it, and the marks added here came too late: every test was scheduled on its own and each worker built its
+    own ``reproduced`` project.
 
     Each test file runs on one worker, so its module-scoped fixtures are built once; every test that uses the
     session's ``reproduced`` project (directly or through a fixture) runs on one worker, in collection order,
