@@ -98,33 +98,99 @@ def make_project(tmp_path: Path, git: bool = False) -> Path:
     return project
 
 
+def copy_project(project: Path, to: Path) -> Path:
+    """A copy of a git + DVC project (working tree, .git, .dvc and its cache) at ``to``; DVC re-hashes it."""
+    shutil.copytree(project, to, symlinks=True)
+    return to
+
+
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A git + DVC project on the tiny demo after one ``dvc repro``, committed; and that repro's output.
+
+    Made once per test run: under xdist the first worker to need it builds it in the run's shared temporary
+    folder while the others wait for the lock, then read it. Never changed after that: tests work on copies
+    (:func:`reproduced`, :func:`fresh_reproduced`).
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # popen-gw0/.. is the run's folder
+    folder = shared / "pristine"
+    with FileLock(str(shared / "pristine.lock")):
+        if not (folder / "done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            project = make_project(folder, git=True)
+            result = subprocess.run([str(BIN / "dvc"), "repro"], cwd=project, capture_output=True, text=True,
+                                    env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+            (folder / "stdout").write_text(result.stdout)
+            (folder / "stderr").write_text(result.stderr)
+            (folder / "returncode").write_text(str(result.returncode))
+            if result.returncode == 0:
+                run(project, "git", "add", "-A")
+                run(project, "git", "commit", "-q", "-m", "baseline")
+            (folder / "done").touch()
+    returncode = int((folder / "returncode").read_text())
+    stdout, stderr = (folder / "stdout").read_text(), (folder / "stderr").read_text()
+    assert returncode == 0, stdout + stderr  # the repro failed (on this worker or another)
+    return folder / "project", subprocess.CompletedProcess([str(BIN / "dvc"), "repro"], returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def reproduced(pristine: tuple[Path, subprocess.CompletedProcess],
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """This worker's copy of the :func:`pristine` project, shared by the tests of the ``reproduced`` group.
 
     Tests that change it restore it (``git checkout -- . && dvc checkout``) unless they are the last to use it.
     """
-    project = make_project(tmp_path_factory.mktemp("pipeline"), git=True)
-    result = dvc(project, "repro")
-    run(project, "git", "add", "-A")
-    run(project, "git", "commit", "-q", "-m", "baseline")
-    return project, result
+    project, result = pristine
+    return copy_project(project, tmp_path_factory.mktemp("pipeline") / "project"), result
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.fixture
+def fresh_reproduced(pristine: tuple[Path, subprocess.CompletedProcess],
+                     tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the :func:`pristine` project of the test's own, to change freely (in its own xdist group)."""
+    project, result = pristine
+    return copy_project(project, tmp_path / "reproduced"), result
+
+
+def in_group(item: pytest.Item, group: str) -> None:
+    """Mark ``item`` for xdist group ``group`` and give it the ``@group`` node id suffix xdist schedules by.
+
+    pytest-xdist (3.8) adds the suffix to ``item._nodeid`` in its worker's collection hook, but pytest 9 keeps
+    the node id in ``item._id``: the suffix was lost, ``--dist loadgroup`` ran as ``--dist load``, and each
+    worker built its own reproduced project (and its own test_bad_input project). This hook runs after
+    xdist's (``trylast``) and sets the suffix where pytest reads it, unless xdist already did.
+    """
+    item.add_marker(pytest.mark.xdist_group(group))
+    if not item.config.getvalue("loadgroup") or "@" in item.nodeid:  # a worker of --dist loadgroup only
+        return
+    nodeid = f"{item.nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``).
-
-    ``tryfirst``: xdist's worker reads the ``xdist_group`` marks in its own ``pytest_collection_modifyitems``
-    (it appends the group to each node id); a conftest hook is registered before xdist's and so would run after
-    it, and the marks added here came too late: every test was scheduled on its own and each worker built its
-    own ``reproduced`` project.
+    """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``); see :func:`in_group`.
 
     Each test file runs on one worker, so its module-scoped fixtures are built once; every test that uses the
-    session's ``reproduced`` project (directly or through a fixture) runs on one worker, in collection order,
-    so that project is reproduced once. Without xdist the groups change nothing.
+    worker's ``reproduced`` copy (directly or through a fixture) runs on one worker, in collection order. A test
+    on a ``fresh_reproduced`` copy of its own is a group by itself, free to run on either worker. The tiny
+    project is reproduced once per run (:func:`pristine`). Without xdist the groups change nothing.
     """
     for item in items:
-        uses_project = "reproduced" in getattr(item, "fixturenames", ())
-        group = "reproduced" if uses_project else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        names = getattr(item, "fixturenames", ())
+        if "fresh_reproduced" in names:
+            group = f"fresh-{item.name}"
+        elif "reproduced" in names:
+            group = "reproduced"
+        else:
+            group = item.nodeid.split("::")[0]
+        in_group(item, group)

@@ -20,7 +20,7 @@ from tests.conftest import BIN, dvc, run
 
 @pytest.fixture
 def project(reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
-    """The session's reproduced tiny project (shared with test_pipeline.py, which runs after these)."""
+    """This worker's copy of the session's reproduced tiny project (shared with test_report.py's browser check)."""
     return reproduced[0]
 
 
@@ -129,7 +129,8 @@ def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
     run(project, "git", "checkout", "-q", "--", "reports/evidence")  # the committed copy the report includes
 
 
-def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
+def test_lambda_ablation_reuses_the_reward_table(fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    project = fresh_reproduced[0]  # a copy of its own: the ablation runs on the other worker meanwhile
     result = dvc(project, "exp", "run", "-S", "ard.lambda=1")
     assert "Running stage 'policy'" in result.stdout and "Running stage 'generate'" in result.stdout
     assert "Running stage 'rewards'" not in result.stdout, result.stdout
@@ -139,8 +140,6 @@ def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
     assert "Running stage 'recognize@Res18_LSTM-original'" not in result.stdout, result.stdout
     diff = dvc(project, "metrics", "diff", "--all")
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
-    run(project, "git", "checkout", "-q", "--", ".")
-    dvc(project, "checkout", "-q")
 
 
 def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
