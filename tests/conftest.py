@@ -57,7 +57,7 @@ def tiny_params() -> dict:
     """The project's params.yaml scaled down to the tiny demo: every stage runs in seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["demo"].update(TINY)
-    params["extract_aus"]["sample_per_class"] = 2
+    params["extract_aus"].update(sample_per_class=2, workers=1)  # no spawned pool re-importing torch per stage
     params["motion_model"].update(steps=20, d_model=32, n_layers=1, n_heads=2, min_tracks=5, n_frames=8,
                                    check_samples=2)
     params["generator"].update(size=64, n_frames=8)
@@ -165,7 +165,7 @@ def in_group(item: pytest.Item, group: str) -> None:
     xdist's (``trylast``) and sets the suffix where pytest reads it, unless xdist already did.
     """
     item.add_marker(pytest.mark.xdist_group(group))
-    if not item.config.getvalue("loadgroup") or "@" in item.nodeid:  # a worker of --dist loadgroup only
+    if not getattr(item.config.option, "loadgroup", False) or "@" in item.nodeid:  # a loadgroup worker only
         return
     nodeid = f"{item.nodeid}@{group}"
     if hasattr(item, "_id"):
@@ -176,6 +176,20 @@ def in_group(item: pytest.Item, group: str) -> None:
         item._nodeid = nodeid
 
 
+#: Where a group's tests go in the run order (others: 3): the longest chains first, as xdist hands out groups in
+#: this order (:func:`pytest_configure`): the reproduced project (the pristine build, then the tests on this
+#: worker's copy), test_bad_input's built project, then the tests on copies of their own, which start on the
+#: other worker once the build is done.
+FIRST = {"reproduced": 0, "tests/test_bad_input.py": 1}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``--dist loadgroup``, xdist hands out groups in the order of :func:`pytest_collection_modifyitems`
+    (by default it would sort them by their number of tests, and the pipeline's few long tests came last)."""
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``); see :func:`in_group`.
@@ -183,14 +197,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Each test file runs on one worker, so its module-scoped fixtures are built once; every test that uses the
     worker's ``reproduced`` copy (directly or through a fixture) runs on one worker, in collection order. A test
     on a ``fresh_reproduced`` copy of its own is a group by itself, free to run on either worker. The tiny
-    project is reproduced once per run (:func:`pristine`). Without xdist the groups change nothing.
+    project is reproduced once per run (:func:`pristine`). Groups run in the order of :data:`FIRST` (a stable
+    sort: within a group, collection order). Without xdist the groups change nothing but that order.
     """
+    order = {}
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "fresh_reproduced" in names:
-            group = f"fresh-{item.name}"
+            group, order[item] = f"fresh-{item.name}", 2
         elif "reproduced" in names:
             group = "reproduced"
         else:
             group = item.nodeid.split("::")[0]
+        order.setdefault(item, FIRST.get(group, 3))
         in_group(item, group)
+    items.sort(key=order.__getitem__)
