@@ -65,7 +65,7 @@ def tiny_params() -> dict:
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
     params["rewards"].update(frames=3, max_identities=3, shard_pairs=2, workers=1)
     params["generate"].update(per_class={"surprise": 2, "disgust": 3, "fear": 2}, contact_sheet=2)
-    params["recognize"].update(variants=["original", "argen", "oracle"], image_size=32, width=4, hidden=16,
+    params["recognize"].update(variants=["original", "argen", "oracle"], frames=8, image_size=32, width=4, hidden=16,
                                geometry_hidden=16, epochs=1, bootstrap=50,
                                overrides={"Landmark_Transformer": {"epochs": 3, "lr": 0.01}})
     params["evaluate"].update(splits=["train", "test"], bootstrap=20, descriptor_frames=2)
@@ -176,10 +176,10 @@ def in_group(item: pytest.Item, group: str) -> None:
         item._nodeid = nodeid
 
 
-#: Where a group's tests go in the run order (others: 3): the longest chains first, as xdist hands out groups in
+#: Where a group's tests go in the run order (others: 2): the longest chains first, as xdist hands out groups in
 #: this order (:func:`pytest_configure`): the reproduced project (the pristine build, then the tests on this
-#: worker's copy), test_bad_input's built project, then the tests on copies of their own, which start on the
-#: other worker once the build is done.
+#: worker's copy), test_bad_input's built project; the tests on copies of their own last (3), so that the
+#: other worker runs the unit tests while the pristine project is built instead of waiting for it.
 FIRST = {"reproduced": 0, "tests/test_bad_input.py": 1}
 
 
@@ -204,11 +204,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "fresh_reproduced" in names:
-            group, order[item] = f"fresh-{item.name}", 2
+            group, order[item] = f"fresh-{item.name}", 3
         elif "reproduced" in names:
             group = "reproduced"
         else:
             group = item.nodeid.split("::")[0]
-        order.setdefault(item, FIRST.get(group, 3))
+        order.setdefault(item, FIRST.get(group, 2))
         in_group(item, group)
     items.sort(key=order.__getitem__)
