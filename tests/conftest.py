@@ -181,6 +181,8 @@ def in_group(item: pytest.Item, group: str) -> None:
 #: worker's copy), test_bad_input's built project; the tests on copies of their own last (3), so that the
 #: other worker runs the unit tests while the pristine project is built instead of waiting for it.
 FIRST = {"reproduced": 0, "tests/test_bad_input.py": 1}
+#: The longest tests on copies of their own (the ablations, minutes each) go before the other such tests (4).
+LONGEST = {"test_lambda_ablation_reuses_the_reward_table", "test_repro_then_nothing_to_do_then_only_what_changed"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -204,7 +206,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "fresh_reproduced" in names:
-            group, order[item] = f"fresh-{item.name}", 3
+            group, order[item] = f"fresh-{item.name}", 3 if item.name in LONGEST else 4
         elif "reproduced" in names:
             group = "reproduced"
         else:
