@@ -57,7 +57,7 @@ def tiny_params() -> dict:
     """The project's params.yaml scaled down to the tiny demo: every stage runs in seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["demo"].update(TINY)
-    params["extract_aus"]["sample_per_class"] = 2
+    params["extract_aus"].update(sample_per_class=2, workers=1)  # no spawned pool re-importing torch per stage
     params["motion_model"].update(steps=20, d_model=32, n_layers=1, n_heads=2, min_tracks=5, n_frames=8,
                                    check_samples=2)
     params["generator"].update(size=64, n_frames=8)
@@ -65,7 +65,7 @@ def tiny_params() -> dict:
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
     params["rewards"].update(frames=3, max_identities=3, shard_pairs=2, workers=1)
     params["generate"].update(per_class={"surprise": 2, "disgust": 3, "fear": 2}, contact_sheet=2)
-    params["recognize"].update(variants=["original", "argen", "oracle"], image_size=32, width=4, hidden=16,
+    params["recognize"].update(variants=["original", "argen", "oracle"], frames=8, image_size=32, width=4, hidden=16,
                                geometry_hidden=16, epochs=1, bootstrap=50,
                                overrides={"Landmark_Transformer": {"epochs": 3, "lr": 0.01}})
     params["evaluate"].update(splits=["train", "test"], bootstrap=20, descriptor_frames=2)
@@ -98,27 +98,119 @@ def make_project(tmp_path: Path, git: bool = False) -> Path:
     return project
 
 
+def copy_project(project: Path, to: Path) -> Path:
+    """A copy of a git + DVC project (working tree, .git, .dvc and its cache) at ``to``; DVC re-hashes it."""
+    shutil.copytree(project, to, symlinks=True)
+    return to
+
+
 @pytest.fixture(scope="session")
-def reproduced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A git + DVC project on the tiny demo after one ``dvc repro``, committed; and that repro's output.
+
+    Made once per test run: under xdist the first worker to need it builds it in the run's shared temporary
+    folder while the others wait for the lock, then read it. Never changed after that: tests work on copies
+    (:func:`reproduced`, :func:`fresh_reproduced`).
+    """
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # popen-gw0/.. is the run's folder
+    folder = shared / "pristine"
+    with FileLock(str(shared / "pristine.lock")):
+        if not (folder / "done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            project = make_project(folder, git=True)
+            result = subprocess.run([str(BIN / "dvc"), "repro"], cwd=project, capture_output=True, text=True,
+                                    env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"})
+            (folder / "stdout").write_text(result.stdout)
+            (folder / "stderr").write_text(result.stderr)
+            (folder / "returncode").write_text(str(result.returncode))
+            if result.returncode == 0:
+                run(project, "git", "add", "-A")
+                run(project, "git", "commit", "-q", "-m", "baseline")
+            (folder / "done").touch()
+    returncode = int((folder / "returncode").read_text())
+    stdout, stderr = (folder / "stdout").read_text(), (folder / "stderr").read_text()
+    assert returncode == 0, stdout + stderr  # the repro failed (on this worker or another)
+    return folder / "project", subprocess.CompletedProcess([str(BIN / "dvc"), "repro"], returncode, stdout, stderr)
+
+
+@pytest.fixture(scope="session")
+def reproduced(pristine: tuple[Path, subprocess.CompletedProcess],
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """This worker's copy of the :func:`pristine` project, shared by the tests of the ``reproduced`` group.
 
     Tests that change it restore it (``git checkout -- . && dvc checkout``) unless they are the last to use it.
     """
-    project = make_project(tmp_path_factory.mktemp("pipeline"), git=True)
-    result = dvc(project, "repro")
-    run(project, "git", "add", "-A")
-    run(project, "git", "commit", "-q", "-m", "baseline")
-    return project, result
+    project, result = pristine
+    return copy_project(project, tmp_path_factory.mktemp("pipeline") / "project"), result
 
 
+@pytest.fixture
+def fresh_reproduced(pristine: tuple[Path, subprocess.CompletedProcess],
+                     tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the :func:`pristine` project of the test's own, to change freely (in its own xdist group)."""
+    project, result = pristine
+    return copy_project(project, tmp_path / "reproduced"), result
+
+
+def in_group(item: pytest.Item, group: str) -> None:
+    """Mark ``item`` for xdist group ``group`` and give it the ``@group`` node id suffix xdist schedules by.
+
+    pytest-xdist (3.8) adds the suffix to ``item._nodeid`` in its worker's collection hook, but pytest 9 keeps
+    the node id in ``item._id``: the suffix was lost, ``--dist loadgroup`` ran as ``--dist load``, and each
+    worker built its own reproduced project (and its own test_bad_input project). This hook runs after
+    xdist's (``trylast``) and sets the suffix where pytest reads it, unless xdist already did.
+    """
+    item.add_marker(pytest.mark.xdist_group(group))
+    if not getattr(item.config.option, "loadgroup", False) or "@" in item.nodeid:  # a loadgroup worker only
+        return
+    nodeid = f"{item.nodeid}@{group}"
+    if hasattr(item, "_id"):
+        from _pytest.nodeid import coerce_node_id
+
+        item._id = coerce_node_id(nodeid)
+    else:
+        item._nodeid = nodeid
+
+
+#: Where a group's tests go in the run order (others: 2): the longest chains first, as xdist hands out groups in
+#: this order (:func:`pytest_configure`): the reproduced project (the pristine build, then the tests on this
+#: worker's copy), test_bad_input's built project; the tests on copies of their own last (3), so that the
+#: other worker runs the unit tests while the pristine project is built instead of waiting for it.
+FIRST = {"reproduced": 0, "tests/test_bad_input.py": 1}
+#: The longest tests on copies of their own (the ablations, minutes each) go before the other such tests (4).
+LONGEST = {"test_lambda_ablation_reuses_the_reward_table", "test_repro_then_nothing_to_do_then_only_what_changed"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``--dist loadgroup``, xdist hands out groups in the order of :func:`pytest_collection_modifyitems`
+    (by default it would sort them by their number of tests, and the pipeline's few long tests came last)."""
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``).
+    """Groups for pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``); see :func:`in_group`.
 
     Each test file runs on one worker, so its module-scoped fixtures are built once; every test that uses the
-    session's ``reproduced`` project (directly or through a fixture) runs on one worker, in collection order,
-    so that project is reproduced once. Without xdist the groups change nothing.
+    worker's ``reproduced`` copy (directly or through a fixture) runs on one worker, in collection order. A test
+    on a ``fresh_reproduced`` copy of its own is a group by itself, free to run on either worker. The tiny
+    project is reproduced once per run (:func:`pristine`). Groups run in the order of :data:`FIRST` (a stable
+    sort: within a group, collection order). Without xdist the groups change nothing but that order.
     """
+    order = {}
     for item in items:
-        uses_project = "reproduced" in getattr(item, "fixturenames", ())
-        group = "reproduced" if uses_project else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        names = getattr(item, "fixturenames", ())
+        if "fresh_reproduced" in names:
+            group, order[item] = f"fresh-{item.name}", 3 if item.name in LONGEST else 4
+        elif "reproduced" in names:
+            group = "reproduced"
+        else:
+            group = item.nodeid.split("::")[0]
+        order.setdefault(item, FIRST.get(group, 2))
+        in_group(item, group)
+    items.sort(key=order.__getitem__)

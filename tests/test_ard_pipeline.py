@@ -20,8 +20,14 @@ from tests.conftest import BIN, dvc, run
 
 @pytest.fixture
 def project(reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
-    """The session's reproduced tiny project (shared with test_pipeline.py, which runs after these)."""
+    """This worker's copy of the session's reproduced tiny project (shared with test_report.py's browser check)."""
     return reproduced[0]
+
+
+@pytest.fixture
+def own_project(fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
+    """A copy of the reproduced project of the test's own (the test runs on either worker)."""
+    return fresh_reproduced[0]
 
 
 def test_repro_writes_the_table_the_policy_and_the_generated_set(project: Path) -> None:
@@ -111,7 +117,8 @@ def test_repro_evaluates_generated_clips_against_real_ones_and_writes_the_report
     assert (project / "reports/evaluate/grid.jpg").stat().st_size > 0
 
 
-def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
+def test_the_evidence_table_pools_named_experiments(own_project: Path) -> None:
+    project = own_project
     dvc(project, "exp", "run", "-n", "ev-fold1")  # params as committed: nothing re-runs
     (project / "ev.yaml").write_text("name: ev\nfolds: [1]\nset: {}\n")
     run(project, sys.executable, "-m", "argen.experiments.evidence", "table", "--config", "ev.yaml",
@@ -129,7 +136,8 @@ def test_the_evidence_table_pools_named_experiments(project: Path) -> None:
     run(project, "git", "checkout", "-q", "--", "reports/evidence")  # the committed copy the report includes
 
 
-def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
+def test_lambda_ablation_reuses_the_reward_table(fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    project = fresh_reproduced[0]  # a copy of its own: the ablation runs on the other worker meanwhile
     result = dvc(project, "exp", "run", "-S", "ard.lambda=1")
     assert "Running stage 'policy'" in result.stdout and "Running stage 'generate'" in result.stdout
     assert "Running stage 'rewards'" not in result.stdout, result.stdout
@@ -139,8 +147,6 @@ def test_lambda_ablation_reuses_the_reward_table(project: Path) -> None:
     assert "Running stage 'recognize@Res18_LSTM-original'" not in result.stdout, result.stdout
     diff = dvc(project, "metrics", "diff", "--all")
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
-    run(project, "git", "checkout", "-q", "--", ".")
-    dvc(project, "checkout", "-q")
 
 
 def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
@@ -149,7 +155,8 @@ def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def test_a_killed_rewards_run_resumes_from_its_finished_shards(project: Path) -> None:
+def test_a_killed_rewards_run_resumes_from_its_finished_shards(own_project: Path) -> None:
+    project = own_project
     expected = pd.read_parquet(project / "data/interim/rewards.parquet")
     shards = project / "data/cache/reward_shards"
     shutil.rmtree(shards)
@@ -167,7 +174,8 @@ def test_a_killed_rewards_run_resumes_from_its_finished_shards(project: Path) ->
     pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
 
 
-def test_rewards_sharded_over_two_processes_equal_one_process(project: Path) -> None:
+def test_rewards_sharded_over_two_processes_equal_one_process(own_project: Path) -> None:
+    project = own_project
     expected = pd.read_parquet(project / "data/interim/rewards.parquet")
     shutil.rmtree(project / "data/cache/reward_shards")
     result = run(project, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -177,7 +185,8 @@ def test_rewards_sharded_over_two_processes_equal_one_process(project: Path) -> 
     pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
 
 
-def test_generate_sharded_over_two_processes_equals_one_process(project: Path) -> None:
+def test_generate_sharded_over_two_processes_equals_one_process(own_project: Path) -> None:
+    project = own_project
     expected = pd.read_parquet(project / "data/generated/index.parquet")
     first = expected.iloc[0]
     frame = (project / first.frames_dir / first.frames[0]).read_bytes()
@@ -190,8 +199,9 @@ def test_generate_sharded_over_two_processes_equals_one_process(project: Path) -
     assert not (project / "data/cache/generate").exists()
 
 
-def test_a_dvc_remote_carries_every_output_to_another_clone(project: Path, tmp_path: Path) -> None:
+def test_a_dvc_remote_carries_every_output_to_another_clone(own_project: Path, tmp_path: Path) -> None:
     """The scale-out recipe's shared cache: push from one machine, pull on another, nothing to re-run."""
+    project = own_project
     remote = tmp_path / "remote"
     dvc(project, "remote", "add", "--local", "-d", "shared", str(remote))
     dvc(project, "push", "-q")

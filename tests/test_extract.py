@@ -16,6 +16,7 @@ from argen.demo.dataset import render_face
 from argen.demo.face import FaceShape
 from argen.demo.render import Appearance
 from argen.extract.landmarks import LandmarkAUBackend, smooth_landmarks
+from argen.face import FaceAnalyzer
 from argen.extract.openface import CsvBackend, OpenFaceBackend, OpenFaceError, read_openface_csv, \
     rows_from_openface
 from argen.extract.run import extract, make_backend, quality_figures, select_clips
@@ -122,18 +123,26 @@ def expression_clip(aus: dict[int, float], n: int = 6, seed: int = 11) -> list[n
     return frames
 
 
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    """One set of detectors and landmark predictor for the module (loading the predictor takes seconds)."""
+    return FaceAnalyzer()
+
+
 @pytest.mark.parametrize(("emotion", "aus", "rising", "steady"), [
     ("happy", {6: 4.0, 12: 4.5}, ["AU12_r"], ["AU01_r", "AU04_r", "AU26_r"]),
     ("surprise", {1: 4.5, 2: 4.5, 5: 4.0, 26: 4.5}, ["AU01_r", "AU02_r", "AU26_r"], ["AU04_r", "AU12_r"]),
     ("angry", {4: 5.0, 7: 4.0, 23: 4.0}, ["AU04_r"], ["AU01_r", "AU02_r", "AU12_r", "AU26_r"]),
 ])
-def test_landmark_backend_moves_the_right_aus(emotion: str, aus: dict, rising: list, steady: list) -> None:
+def test_landmark_backend_moves_the_right_aus(emotion: str, aus: dict, rising: list, steady: list,
+                                             analyzer: FaceAnalyzer) -> None:
     """Six demo faces, each neutral for three frames then at the apex. The reference is the clip's first frame:
     with ``reference: clip`` a clip that is half apex has no least-expressive half to take as its neutral (the
     backend then reads the apex as neutral and the neutral frames as the opposite expression on about half of
     the faces), a property of these test clips, not of real clips that start neutral."""
     for seed in range(6):
-        backend = LandmarkAUBackend(smooth_frames=1, reference="first")
+        backend = LandmarkAUBackend(smooth_frames=1, reference="first")  # a new backend per clip ...
+        backend._analyzer = analyzer  # ... with the module's loaded predictor (stateless: it only reads frames)
         frames = expression_clip(aus, seed=seed)
         rows = backend.finalize(backend.process_clip(emotion, Path("."), [f"{k}.jpg" for k in range(6)], frames))
         assert rows.success.all()

@@ -92,8 +92,20 @@ def expression_tracks(per_emotion: int = 24, seed: int = 0) -> Tracks:
                   skipped=None, rows_without_face=0, neutral=neutral)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The models are tiny: one thread is as fast, and is not stalled when another process holds a core (the
+    module's training took 13 s beside one busy process and 185 s beside a dvc repro on 2 cores)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def trained() -> tuple:
+def trained(one_torch_thread) -> tuple:
     """A small model trained on the synthetic expressions with the real text encoder (MiniLM, local)."""
     tracks = expression_tracks()
     config = MotionModelConfig(n_frames=FRAMES, d_model=32, n_layers=2, n_heads=2)

@@ -43,26 +43,32 @@ def closed_smile(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def astronaut() -> tuple[np.ndarray, np.ndarray]:
+def analyzer() -> FaceAnalyzer:
+    """One set of detectors and landmark predictor for the module (loading the predictor takes seconds)."""
+    return FaceAnalyzer()
+
+
+@pytest.fixture(scope="module")
+def astronaut(analyzer: FaceAnalyzer) -> tuple[np.ndarray, np.ndarray]:
     image = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    face = FaceAnalyzer().analyze(image)
+    face = analyzer.analyze(image)
     return image, face.landmarks
 
 
 @pytest.mark.parametrize("variant", ["original", "+1 stop", "-1 stop", "warm"])
-def test_astronaut_smile_rejected_under_any_exposure(astronaut, variant: str) -> None:
+def test_astronaut_smile_rejected_under_any_exposure(astronaut, variant: str, analyzer: FaceAnalyzer) -> None:
     image, _ = astronaut
     frame = {"original": image, "+1 stop": exposed(image, 1), "-1 stop": exposed(image, -1), "warm": warm(image)}[variant]
-    face = FaceAnalyzer().analyze(frame)
+    face = analyzer.analyze(frame)
     failures = neutrality_failures(face.landmarks[None], IdentitiesParams()).iloc[0]
     assert failures["smiling"] and failures["mouth open"] and not failures["eyes closed"]
     assert mouth_measures(frame, face.landmarks)["teeth_share"] > IdentitiesParams().max_teeth_share
 
 
-def test_painted_closed_mouth_smile_is_still_smiling(astronaut) -> None:
+def test_painted_closed_mouth_smile_is_still_smiling(astronaut, analyzer: FaceAnalyzer) -> None:
     image, landmarks = astronaut
     painted = closed_smile(image, landmarks)
-    face = FaceAnalyzer().analyze(painted)
+    face = analyzer.analyze(painted)
     failures = neutrality_failures(face.landmarks[None], IdentitiesParams()).iloc[0]
     assert failures["smiling"], "a closed-mouth smile must be caught by the corners alone"
     assert mouth_measures(painted, face.landmarks)["teeth_share"] < IdentitiesParams().max_teeth_share

@@ -1,7 +1,7 @@
 """The DVC pipeline end to end on a tiny demo config, in a temporary copy of the project.
 
-The reproduced project is shared with ``test_ard_pipeline.py`` (session fixture ``reproduced``); the test
-here changes it, so it runs last (pytest runs files in name order).
+The test here changes the reproduced project, so it works on a copy of its own (``fresh_reproduced``, a copy
+of the session's ``pristine`` project that ``test_ard_pipeline.py`` reads too).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import yaml
 
 from tests.conftest import TINY, dvc, make_project
 
-def test_repro_then_nothing_to_do_then_only_what_changed(reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
-    project, _ = reproduced
+def test_repro_then_nothing_to_do_then_only_what_changed(
+        fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    project, _ = fresh_reproduced
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert len(clips) == TINY["n_clips"]
     metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
