@@ -457,7 +457,7 @@ def track_draw_probabilities(labels: list[str], class_balance: float) -> np.ndar
     """Probability of drawing each track into a batch: proportional to n_e^-class_balance for its emotion e."""
     if not np.isfinite(class_balance) or class_balance < 0:
         raise ValueError(f"motion_model.class_balance must be a finite number >= 0, got {class_balance}")
-    names, index, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    _, index, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
     weights = counts[index].astype(np.float64) ** -float(class_balance)
     return weights / weights.sum()
 

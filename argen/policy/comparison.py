@@ -234,14 +234,10 @@ def heldout_seed_oracle(cubes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     halves = [slice(0, None, 2), slice(1, None, 2)]
     rows = np.arange(cubes["total"].shape[0])
-    out = {}
-    for name, cube in cubes.items():
-        scores = []
-        for choose, score in (halves, halves[::-1]):
-            choice = cubes["total"][:, :, choose].mean(axis=2).argmax(axis=1)
-            scores.append(cube[:, :, score].mean(axis=2)[rows, choice])
-        out[name] = np.mean(scores, axis=0)
-    return out
+    crossed = [(cubes["total"][:, :, choose].mean(axis=2).argmax(axis=1), score)
+               for choose, score in (halves, halves[::-1])]
+    return {name: np.mean([cube[:, :, score].mean(axis=2)[rows, choice] for choice, score in crossed], axis=0)
+            for name, cube in cubes.items()}
 
 
 def gap_closed(comparison: pd.DataFrame) -> dict[str, float]:
