@@ -148,18 +148,26 @@ def test_the_extraction_cache_reuses_a_clip_wherever_it_appears(tmp_path: Path, 
 
     astronaut = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256))
     row = clip_table(tmp_path, "a", "happy", [astronaut, astronaut], "original")
-    chosen = pd.DataFrame([row])
+    broken = clip_table(tmp_path, "b", "fear", [astronaut], "original")
+    (Path(broken["frames_dir"]) / broken["frames"][0]).write_bytes(b"not an image")
+    broken["content_key"] = content_key(broken["frames_dir"], broken["frames"])
+    chosen = pd.DataFrame([row, broken])
     params = ExtractAUsParams(workers=1)
-    first, _ = extract(chosen, params, tmp_path / "cache")
-    assert first.success.all()
+    first, first_skips = extract(chosen, params, tmp_path / "cache")
+    assert first.success.all() and set(first.clip_id) == {"a"}
+    assert set(first_skips.item) == {"b", f"b/{broken['frames'][0]}"}
 
     def not_again(*args, **kwargs):
         raise AssertionError("a cached clip was processed again")
 
     monkeypatch.setattr("argen.extract.run.process_clip", not_again)
-    moved = chosen.assign(clip_id="a", frames_dir=str(tmp_path / "elsewhere"))
+    moved = chosen.assign(frames_dir=str(tmp_path / "elsewhere"))
     again, _ = extract(moved, params, tmp_path / "cache")
     pd.testing.assert_frame_equal(first, again)
+    # the same content under other ids (an oversampled copy, a duplicate clip): the rows and skips follow the id
+    copies, copy_skips = extract(chosen.assign(clip_id=["a~os1", "b~os0"]), params, tmp_path / "cache")
+    pd.testing.assert_frame_equal(copies, first.assign(clip_id="a~os1"))
+    assert set(copy_skips.item) == {"b~os0", f"b~os0/{broken['frames'][0]}"}
 
 
 def predictions(model: str, variant: str, fold: int, seed: int, truth: list[int], predicted: list[int]) -> pd.DataFrame:

@@ -181,6 +181,28 @@ def cache_tag(params: ExtractAUsParams) -> str:
     return digest.hexdigest()[:16]
 
 
+def _as_clip(outcome: tuple[pd.DataFrame | None, list[tuple[str, str]]], clip_id: str
+             ) -> tuple[pd.DataFrame | None, list[tuple[str, str]]]:
+    """A (possibly cached) clip outcome relabelled as clip ``clip_id``.
+
+    The cache is keyed by content, so a result may have been computed under another clip's id (an
+    oversampled copy ``c~os0`` of training clip ``c``, a duplicate clip in a real dataset): its rows and its
+    skip items (``<id>`` or ``<id>/<frame>``) are renamed to the clip asking for them.
+    """
+    rows, skips = outcome
+    if rows is not None and len(rows):
+        made_as = str(rows.clip_id.iloc[0])
+    elif skips:
+        made_as = skips[-1][0]  # a clip without rows ends with the clip-level skip, named by its id alone
+    else:
+        return outcome
+    if made_as == clip_id:
+        return outcome
+    renamed = [(clip_id + item[len(made_as):] if item == made_as or item.startswith(made_as + "/") else item,
+                reason) for item, reason in skips]
+    return (rows.assign(clip_id=clip_id) if rows is not None else None), renamed
+
+
 def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | None = None
             ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the backend over the chosen clips on ``params.workers`` processes.
@@ -188,7 +210,7 @@ def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | No
     Args:
         cache_dir: keep each clip's result (before the backend's ``finalize``, which sees all clips
             together) under this folder, keyed by ``chosen.content_key`` and :func:`cache_tag`, and reuse it:
-            a clip is processed once whatever set or fold it appears in.
+            a clip is processed once whatever set, fold or clip id it appears under.
 
     Returns:
         (per-frame rows of every processed clip in clip order, skipped items with reasons).
@@ -218,7 +240,8 @@ def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | No
             pd.to_pickle(outcome, tmp)
             os.replace(tmp, files[k])
     parts, skips = [], []
-    for rows, clip_skips in cached:
+    for job, outcome in zip(jobs, cached):
+        rows, clip_skips = _as_clip(outcome, job.clip_id)
         skips.extend(clip_skips)
         if rows is not None:
             parts.append(rows)
