@@ -95,3 +95,32 @@ def test_each_experiment_contributes_its_rows_under_the_table_3_names() -> None:
     against = versus_oversampling(pd.DataFrame(rows), resamples=200)
     assert against.variant.tolist() == ["argen"] and (against.versus == "oversample").all()
     assert against.iloc[0]["d_WAR"] == 0.25  # 3 of 4 clips right against 2 of 4, in both folds
+
+
+def test_the_policy_is_pooled_once_per_trained_policy_with_a_known_interval(monkeypatch) -> None:
+    import json
+
+    from argen.experiments import evidence
+
+    def metrics(delta: float, half_width: float) -> str:
+        heldout = {name: {"reward": 10.0 + k} for k, name in
+                   enumerate(("learned", "best_fixed", "random", "fixed_T20", "oracle"))}
+        return json.dumps({"heldout": heldout, "best_fixed_action": [5, 2.0, 2.0], "reward": {"mode": "argen"},
+                           "learned_minus_best_fixed": {"mean": delta, "low": delta - half_width,
+                                                        "high": delta + half_width, "pairs": 12},
+                           "gap_closed": {"oracle": delta}})
+
+    files = {"c1": metrics(0.2, 0.1), "c1-ard": metrics(0.2, 0.1), "c1-paper": metrics(-0.5, 0.1),
+             "c2": metrics(0.0, 0.3)}  # w/o ARD does not re-run the policy: its file is its base's
+    monkeypatch.setattr(evidence, "git_show", lambda commit, path: files[commit])
+    config = read_config(ROOT / "configs/evidence.yaml")
+    rows = evidence.policy_rows(config, {"evidence-fold1": "c1", "evidence-fold1-wo_ard": "c1-ard",
+                                         "evidence-fold1-argen_paper": "c1-paper", "evidence-fold2": "c2"})
+    assert sorted(zip(rows.set, rows.fold)) == [("argen", 1), ("argen", 2), ("argen_paper", 1)]
+    pooled = evidence.pooled_policy(rows).set_index("set")
+    assert pooled.loc["argen", "learned_minus_best_fixed"] == 0.1
+    # se per fold = half width / 1.96: pooled half width = 1.96 sqrt(se1^2 + se2^2) / 2 = sqrt(0.01 + 0.09) / 2
+    assert abs(pooled.loc["argen", "high"] - (0.1 + 0.1 ** 0.5 / 2)) < 1e-9
+    assert (pooled.loc["argen", "folds_above"], pooled.loc["argen", "folds_below"]) == (1, 0)
+    assert pooled.loc["argen_paper", "folds_below"] == 1 and pooled.loc["argen", "pairs"] == 24
+    assert "| argen_paper | 1 |" in evidence.policy_markdown(rows, evidence.pooled_policy(rows))

@@ -55,6 +55,7 @@ import sys
 from itertools import product
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -62,6 +63,7 @@ from argen.emotions import EMOTIONS
 from argen.errors import UserError
 from argen.experiments.queue import print_or_queue, yaml_value
 from argen.io import staged_outputs
+from argen.markdown import markdown_table
 from argen.params import parse_params_yaml, validate_params
 from argen.paths import report_dir
 from argen.recognize.judge import judge_markdown
@@ -357,6 +359,81 @@ def pooled_judge(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
     return pooled
 
 
+def policy_rows(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
+    """Each fold's held-out policy comparison (``reports/policy/metrics.json``), one row per policy trained.
+
+    A variant experiment that does not re-run the policy (w/o ARD) carries its base experiment's file
+    unchanged; identical files within a fold are one policy and counted once, under the first experiment by
+    name (the base). Rewards are those of the experiment's own reward setting, so rows of different sets
+    are not comparable with each other, only within a set.
+    """
+    rows, seen = [], set()
+    for exp, commit in sorted(revisions.items()):
+        text = git_show(commit, "reports/policy/metrics.json")
+        fold = int(re.search(r"-fold(\d+)", exp).group(1))
+        if (fold, text) in seen:
+            continue
+        seen.add((fold, text))
+        metrics = json.loads(text)
+        heldout, delta = metrics["heldout"], metrics["learned_minus_best_fixed"]
+        rows.append({"set": variant_of(config, exp) or "argen", "fold": fold,
+                     "reward": metrics.get("reward", {}).get("mode", ""),
+                     "best_fixed_action": " ".join(f"{v:g}" for v in metrics["best_fixed_action"]),
+                     **{name: heldout[name]["reward"] for name in ("learned", "best_fixed", "random", "fixed_T20",
+                                                                  "oracle")},
+                     "learned_minus_best_fixed": delta["mean"], "low": delta["low"], "high": delta["high"],
+                     "pairs": delta["pairs"], "gap_closed": metrics.get("gap_closed", {}).get("oracle")})
+    return pd.DataFrame(rows)
+
+
+def pooled_policy(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per set, the folds' policy figures averaged, and learned - best fixed pooled over the folds.
+
+    The pooled difference is the mean of the folds' paired differences; its 95 % interval treats the folds
+    as independent, each with the standard error its own paired interval implies ((high - low) / 3.92):
+    mean +- 1.96 sqrt(sum se^2) / k. ``folds_above`` / ``folds_below`` count folds whose own interval
+    excludes 0 on that side.
+    """
+    pooled = []
+    for name, group in rows.groupby("set", sort=False):
+        se = (group.high - group.low) / 3.92
+        half = 1.96 * float(np.sqrt((se ** 2).sum())) / len(group)
+        mean = float(group.learned_minus_best_fixed.mean())
+        pooled.append({"set": name, "folds": len(group), "pairs": int(group.pairs.sum()),
+                       **{c: float(group[c].mean()) for c in ("learned", "best_fixed", "random", "fixed_T20",
+                                                              "oracle")},
+                       "learned_minus_best_fixed": mean, "low": mean - half, "high": mean + half,
+                       "folds_above": int((group.low > 0).sum()), "folds_below": int((group.high < 0).sum()),
+                       "gap_closed": float(group.gap_closed.mean())})
+    return pd.DataFrame(pooled)
+
+
+def policy_markdown(rows: pd.DataFrame, pooled: pd.DataFrame) -> str:
+    """The policy section of ``table.md``: pooled per set, then every fold."""
+    if rows.empty:
+        return ""
+    def fig(v: float) -> str:
+        return f"{v:.3f}"
+    lines = ["", "## The policy on held-out pairs (each fold's validation identities)", "",
+             "Mean total reward of each rule on the fold's held-out pairs, under the set's own reward; learned - "
+             "best fixed with its paired 95 % interval (pooled: folds as independent estimates); gap closed = "
+             "(learned - best fixed) / (per-pair oracle - best fixed).", ""]
+    lines += markdown_table(
+        ["set", "folds", "pairs", "learned", "best fixed", "random", "fixed T=20", "per-pair oracle",
+         "learned - best fixed", "folds above / below 0", "gap closed"],
+        [[r.set, r.folds, r.pairs, fig(r.learned), fig(r.best_fixed), fig(r.random), fig(r.fixed_T20),
+          fig(r.oracle), f"{r.learned_minus_best_fixed:+.3f} [{r.low:+.3f}, {r.high:+.3f}]",
+          f"{r.folds_above} / {r.folds_below}", f"{100 * r.gap_closed:.0f} %"] for r in pooled.itertuples()],
+        "No policy was trained.")
+    lines += ["", "Per fold:", ""]
+    lines += markdown_table(
+        ["set", "fold", "best fixed (T, a, b)", "learned", "best fixed", "learned - best fixed", "gap closed"],
+        [[r.set, r.fold, r.best_fixed_action, fig(r.learned), fig(r.best_fixed),
+          f"{r.learned_minus_best_fixed:+.3f} [{r.low:+.3f}, {r.high:+.3f}]", f"{100 * r.gap_closed:.0f} %"]
+         for r in rows.itertuples()], "No policy was trained.")
+    return "\n".join(lines) + "\n"
+
+
 def evidence_source(predictions: pd.DataFrame, n_clips: int, seeds: list[int], revisions: dict[str, str]) -> str:
     """The table's provenance line: clips, the folds pooled and the seeds (plain numbers), the experiments."""
     folds = ", ".join(str(int(f)) for f in sorted(predictions.fold.unique()))
@@ -419,9 +496,14 @@ def evidence_table(config: dict, resamples: int = 2000, fresh: bool = False) -> 
         deltas = pd.concat([deltas, against], ignore_index=True)
     source = evidence_source(predictions, params.demo.n_clips, params.recognize.seeds, revisions)
     judged = pooled_judge(config, revisions)
-    text = "# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
+    policies = policy_rows(config, revisions)
+    pooled = pooled_policy(policies)
+    text = ("# Recognition evidence\n\n" + markdown(table, deltas, shares, shown, source) + judge_markdown(judged)
+            + policy_markdown(policies, pooled))
     with staged_outputs() as out:
         stage_tables(out, OUT, text, table, deltas, judged)
+        for name, frame in (("policy_folds", policies), ("policy", pooled)):
+            frame.to_csv(out.path(OUT / f"{name}.csv"), index=False, float_format="%.6g")
         out.json({"experiments": revisions, "config": config}, OUT / "sources.json")
     return text
 
