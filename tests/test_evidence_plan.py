@@ -95,6 +95,11 @@ def test_each_experiment_contributes_its_rows_under_the_table_3_names() -> None:
     against = versus_oversampling(pd.DataFrame(rows), resamples=200)
     assert against.variant.tolist() == ["argen"] and (against.versus == "oversample").all()
     assert against.iloc[0]["d_WAR"] == 0.25  # 3 of 4 clips right against 2 of 4, in both folds
+    from argen.recognize.summary import markdown, recognition_tables
+
+    table, deltas, shares, shown = recognition_tables(pd.DataFrame(rows), ["fear"], 200, 0)
+    text = markdown(table, pd.concat([deltas, against], ignore_index=True), shares, shown, "")
+    assert "| LT | argen | original | 2 |" in text and "| LT | argen | oversample | 2 |" in text
 
 
 def test_the_policy_is_pooled_once_per_trained_policy_with_a_known_interval(monkeypatch) -> None:

@@ -192,7 +192,9 @@ def markdown(table: pd.DataFrame, deltas: pd.DataFrame, shares: pd.DataFrame, sh
                                           f"n = {int(table.test_clips.iloc[0])}" for n in shown]])
     lines += markdown_table(["model", "training split", "runs", *shown], rows, "No run was evaluated.")
     if not deltas.empty:
-        lines += ["", "Differences against the original training split, in points: pooled paired bootstrap "
+        several_baselines = "versus" in deltas and deltas.versus.nunique() > 1
+        against = "the training split in column `against`" if several_baselines else "the original training split"
+        lines += ["", f"Differences against {against}, in points: pooled paired bootstrap "
                   "[95 % interval]; then the mean over runs paired by fold and seed with its t interval "
                   "(needs two pairs).", ""]
         rows = []
@@ -204,8 +206,10 @@ def markdown(table: pd.DataFrame, deltas: pd.DataFrame, shares: pd.DataFrame, sh
                     cell += (f"<br>{_signed(row[f'd_{name}_runs'])} [{_signed(row[f'd_{name}_runs_low'])}, "
                              f"{_signed(row[f'd_{name}_runs_high'])}]")
                 cells.append(cell)
-            rows.append([row["model"], row["variant"], row["pairs"], *cells])
-        lines += markdown_table(["model", "added", "pairs", *[f"Δ {n}" for n in shown]], rows, "No paired run.")
+            against = [row.get("versus", "original")] if several_baselines else []
+            rows.append([row["model"], row["variant"], *against, row["pairs"], *cells])
+        lines += markdown_table(["model", "added", *(["against"] if several_baselines else []), "pairs",
+                                 *[f"Δ {n}" for n in shown]], rows, "No paired run.")
     if not shares.empty:
         lines += ["", "ARGen's gain as a share of the oracle's (demo renderer's own clips, same counts): "
                   "(argen − original) / (oracle − original), pooled; n/a where the oracle did not gain. A negative "
