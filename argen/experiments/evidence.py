@@ -359,6 +359,9 @@ def pooled_judge(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
     return pooled
 
 
+POLICY_RULES = ("learned", "best_fixed", "random", "fixed_T20", "oracle")  # reports/policy/metrics.json's heldout
+
+
 def policy_rows(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
     """Each fold's held-out policy comparison (``reports/policy/metrics.json``), one row per policy trained.
 
@@ -379,8 +382,7 @@ def policy_rows(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
         rows.append({"set": variant_of(config, exp) or "argen", "fold": fold,
                      "reward": metrics.get("reward", {}).get("mode", ""),
                      "best_fixed_action": " ".join(f"{v:g}" for v in metrics["best_fixed_action"]),
-                     **{name: heldout[name]["reward"] for name in ("learned", "best_fixed", "random", "fixed_T20",
-                                                                  "oracle")},
+                     **{name: heldout[name]["reward"] for name in POLICY_RULES},
                      "learned_minus_best_fixed": delta["mean"], "low": delta["low"], "high": delta["high"],
                      "pairs": delta["pairs"], "gap_closed": metrics.get("gap_closed", {}).get("oracle")})
     return pd.DataFrame(rows)
@@ -400,8 +402,7 @@ def pooled_policy(rows: pd.DataFrame) -> pd.DataFrame:
         half = 1.96 * float(np.sqrt((se ** 2).sum())) / len(group)
         mean = float(group.learned_minus_best_fixed.mean())
         pooled.append({"set": name, "folds": len(group), "pairs": int(group.pairs.sum()),
-                       **{c: float(group[c].mean()) for c in ("learned", "best_fixed", "random", "fixed_T20",
-                                                              "oracle")},
+                       **{name: float(group[name].mean()) for name in POLICY_RULES},
                        "learned_minus_best_fixed": mean, "low": mean - half, "high": mean + half,
                        "folds_above": int((group.low > 0).sum()), "folds_below": int((group.high < 0).sum()),
                        "gap_closed": float(group.gap_closed.mean())})
@@ -412,8 +413,6 @@ def policy_markdown(rows: pd.DataFrame, pooled: pd.DataFrame) -> str:
     """The policy section of ``table.md``: pooled per set, then every fold."""
     if rows.empty:
         return ""
-    def fig(v: float) -> str:
-        return f"{v:.3f}"
     lines = ["", "## The policy on held-out pairs (each fold's validation identities)", "",
              "Mean total reward of each rule on the fold's held-out pairs, under the set's own reward; learned - "
              "best fixed with its paired 95 % interval (pooled: folds as independent estimates); gap closed = "
@@ -421,14 +420,14 @@ def policy_markdown(rows: pd.DataFrame, pooled: pd.DataFrame) -> str:
     lines += markdown_table(
         ["set", "folds", "pairs", "learned", "best fixed", "random", "fixed T=20", "per-pair oracle",
          "learned - best fixed", "folds above / below 0", "gap closed"],
-        [[r.set, r.folds, r.pairs, fig(r.learned), fig(r.best_fixed), fig(r.random), fig(r.fixed_T20),
-          fig(r.oracle), f"{r.learned_minus_best_fixed:+.3f} [{r.low:+.3f}, {r.high:+.3f}]",
+        [[r.set, r.folds, r.pairs, *(f"{getattr(r, name):.3f}" for name in POLICY_RULES),
+          f"{r.learned_minus_best_fixed:+.3f} [{r.low:+.3f}, {r.high:+.3f}]",
           f"{r.folds_above} / {r.folds_below}", f"{100 * r.gap_closed:.0f} %"] for r in pooled.itertuples()],
         "No policy was trained.")
     lines += ["", "Per fold:", ""]
     lines += markdown_table(
         ["set", "fold", "best fixed (T, a, b)", "learned", "best fixed", "learned - best fixed", "gap closed"],
-        [[r.set, r.fold, r.best_fixed_action, fig(r.learned), fig(r.best_fixed),
+        [[r.set, r.fold, r.best_fixed_action, f"{r.learned:.3f}", f"{r.best_fixed:.3f}",
           f"{r.learned_minus_best_fixed:+.3f} [{r.low:+.3f}, {r.high:+.3f}]", f"{100 * r.gap_closed:.0f} %"]
          for r in rows.itertuples()], "No policy was trained.")
     return "\n".join(lines) + "\n"
