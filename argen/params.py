@@ -277,7 +277,11 @@ class MotionModelParams(_Section):
     (so that prompts without AU codes still carry their emotion; :class:`argen.generators.motion.TrainingSettings`).
     ``class_balance``: how often each emotion's tracks are drawn, proportional to n_e^-class_balance (0: in
     proportion to the data, 1: every emotion equally often; the scarce emotions are the ones generated).
-    ``check_samples``: motions generated per emotion for the stage's apex-AU check against the real tracks.
+    ``kb_conditions``: also train every track of a knowledge-base emotion once more with the condition of one
+    of its emotion's KB entries, the AUs its prompts cite (:func:`argen.generators.motion.with_kb_conditions`);
+    false trains on the measured conditions only.
+    ``check_samples``: motions generated per emotion and prompt kind for the stage's apex-AU check against
+    the real tracks.
     """
 
     n_frames: int = Field(16, ge=4, le=64)
@@ -296,6 +300,7 @@ class MotionModelParams(_Section):
     text_au_dropout: float = Field(0.4, ge=0.0, le=1.0)
     au_dropout: float = Field(0.4, ge=0.0, le=1.0)
     class_balance: float = Field(1.0, ge=0.0, le=2.0)
+    kb_conditions: bool = True
     check_samples: int = Field(16, ge=1)
 
     @model_validator(mode="after")

@@ -38,7 +38,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator
+from argen.asi.kb import prompt_aus_from_line
 from argen.generators.motion import MotionGuidance, minilm_encoder, motion_condition, motion_to_pixels, sample_motion
 from argen.generators.preview import astronaut_face
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS

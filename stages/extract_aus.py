@@ -6,6 +6,8 @@ AU01_r..AU45_r, sharpness, brightness, contrast), ``data/interim/aus_clips.parqu
 and the purposes each serves), ``data/interim/extract_aus_skipped.parquet`` (every frame or clip dropped,
 with the reason) and ``reports/extract_aus/metrics.json`` (counts only: the throughput is logged, not
 stored, so that the same params give byte-identical outputs; ``benchmarks/au_landmarks.py`` measures it).
+Clips go through the shared extraction cache (``$ARGEN_CACHE``, :mod:`argen.extract.cache`), which the
+``tracks`` stages read too: a clip is extracted once whatever fold or stage asks for it.
 """
 
 import logging
@@ -15,7 +17,7 @@ import numpy as np
 
 from argen.decompose import CLIPS_SCHEMA
 from argen.errors import InputError, UserError
-from argen.extract.run import PURPOSES, extract, select_clips, selection_summary
+from argen.extract.run import PURPOSES, extract_cached, select_clips, selection_summary
 from argen.io import read_table, staged_outputs
 from argen.params import Params
 from argen.paths import AU_CLIPS as PROCESSED, CLIPS, EXTRACT_SKIPPED as SKIPPED, FRAMES, report_dir
@@ -35,7 +37,7 @@ def main(params: Params) -> None:
     log.info("%d clips to process: %s", len(chosen),
              ", ".join(f"{p} {sum(p in ps for ps in chosen.purposes)}" for p in PURPOSES))
     start = time.perf_counter()
-    frames, skips = extract(chosen, cfg)
+    _, frames, skips = extract_cached(chosen, cfg)
     seconds = time.perf_counter() - start
     if frames.empty:
         reasons = skips.reason[skips.item.isin(chosen.clip_id)].head(3).tolist()

@@ -1,25 +1,27 @@
 """Stage ``motion_model``: the landmark-motion diffusion model of the ``motion`` generator.
 
-Reads ``seed``, ``motion_model``, the motion guidance of ``generator``, ``data/interim/aus.parquet`` and
-``data/interim/aus_clips.parquet`` (the training split's clips, every class, with their labels). Writes
+Reads ``seed``, ``motion_model``, the motion guidance of ``generator``, ``data/interim/aus.parquet``,
+``data/interim/aus_clips.parquet`` (the training split's clips, every class, with their labels) and
+``data/interim/au_kb.parquet`` (the AUs the scarce emotions' prompts cite: the KB-form training conditions). Writes
 ``models/motion/`` (``denoiser.safetensors``, ``config.json`` with the training summary),
 ``data/interim/motion_skipped.parquet`` (clips without a track, and why), ``reports/motion_model/metrics.json``,
 the loss curve (DVCLive, ``reports/motion_model/live/``) and ``reports/motion_model/emotions.md``: per emotion,
-the apex AU change generated from the fixed prompt vs the real training tracks (``motion_check``).
+the apex AU change generated from the fixed prompt and from KB-form prompts vs the real training tracks
+(``motion_check``).
 """
 
 import logging
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
 from argen.generators.motion_check import CHECK_ACTION, check_report, check_summary, training_summary
-from argen.generators.motion import MotionGuidance, MotionModelConfig, MotionModelError, TrainingSettings, \
-    emotion_check, train_motion_model, training_tracks
+from argen.generators.motion import MotionGuidance, MotionModelConfig, TrainingSettings, emotion_check, \
+    kb_conditions, require_tracks, train_motion_model, training_tracks, with_kb_conditions
 from argen.extract import FRAME_COLUMNS
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
-from argen.paths import AU_CLIPS as PROCESSED, FRAMES, MOTION_MODEL as MODEL, MOTION_SKIPPED as SKIPPED, report_dir
+from argen.paths import AU_CLIPS as PROCESSED, FRAMES, KB, MOTION_MODEL as MODEL, MOTION_SKIPPED as SKIPPED, report_dir
 from argen.stage import CurveLogger, live_logger, run_stage
 
 REPORTS = report_dir("motion_model")
@@ -42,22 +44,19 @@ def main(params: Params) -> None:
     n_tracks = len(tracks.clip_ids)
     log.info("%d training clips: %d tracks (%d time-reversed), %d clips skipped, %d rows without a face left out",
              len(training), n_tracks, int(tracks.reversed.sum()), len(tracks.skipped), tracks.rows_without_face)
-    if n_tracks < cfg.min_tracks:
-        raise MotionModelError(
-            f"{FRAMES}: only {n_tracks} usable landmark tracks in the training split ({len(tracks.skipped)} clips "
-            f"skipped, {tracks.rows_without_face} rows without a face); the motion model needs at least "
-            f"motion_model.min_tracks={cfg.min_tracks}. Process more training clips in extract_aus (raise "
-            f"extract_aus.sample_per_class) or use generator.generator: warp")
+    require_tracks(tracks, cfg.min_tracks, FRAMES)
+    kb = read_table(KB, ["emotion", "description"], "au_kb")
+    if cfg.kb_conditions:
+        tracks = with_kb_conditions(tracks, kb_conditions(kb), params.seed)
+        log.info("%d KB-condition copies of the %s tracks", tracks.kb_copies, "/".join(sorted(set(kb.emotion))))
     config = MotionModelConfig(n_frames=cfg.n_frames, d_model=cfg.d_model, n_layers=cfg.n_layers,
                                n_heads=cfg.n_heads)
-    settings = TrainingSettings(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                                cond_dropout=cfg.cond_dropout, text_au_dropout=cfg.text_au_dropout,
-                                au_dropout=cfg.au_dropout, class_balance=cfg.class_balance, seed=params.seed)
+    trained = [f.name for f in fields(TrainingSettings) if f.name != "seed"]
+    settings = TrainingSettings(**{name: getattr(cfg, name) for name in trained}, seed=params.seed)
     guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max,
                               params.generator.guidance_form)
     with staged_outputs() as out:
-        live_dir = out.path(REPORTS / "live")
-        with live_logger(live_dir) as live:
+        with live_logger(out.path(REPORTS / "live")) as live:
             curves = CurveLogger(live, LOG_EVERY)
             model, losses = train_motion_model(tracks, config, settings,
                                                on_step=lambda step, loss: curves(step, {"loss": loss}))
@@ -66,7 +65,8 @@ def main(params: Params) -> None:
         summary = training_summary(tracks, model, final_loss, read_parquet_metadata(FRAMES).get("backend", ""),
                                    params.seed, cfg.steps, cfg.mirror)
         model.config = replace(model.config, training=summary)
-        check = emotion_check(model, tracks, guidance, cfg.check_samples, CHECK_ACTION, seed=params.seed)
+        check = emotion_check(model, tracks, guidance, cfg.check_samples, CHECK_ACTION, seed=params.seed,
+                              kb_lines=kb.groupby("emotion").description.agg(list).to_dict())
         summary["emotion_check"] = check_summary(check)
         out.path(REPORTS / "emotions.md").write_text(report := check_report(check, guidance))
         model.save(out.path(MODEL))

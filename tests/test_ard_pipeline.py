@@ -30,6 +30,27 @@ def own_project(fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> P
     return fresh_reproduced[0]
 
 
+def test_extract_aus_and_tracks_share_one_extraction(reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    """Stage wiring: whichever of extract_aus and tracks@original runs second finds every clip the other
+    extracted in the shared cache (the evidence run's later folds then extract nothing twice)."""
+    project, result = reproduced
+    extracted = json.loads((project / "reports/extract_aus/metrics.json").read_text())["clips"]["all"]
+    found = [int(m.group(1)) for m in re.finditer(r"(\d+) of \d+ clips found in the extraction cache",
+                                                    result.stdout + result.stderr)]
+    assert found and max(found) >= extracted, (found, extracted)
+
+
+def test_the_motion_model_trains_on_the_kb_conditions_of_the_scarce_tracks(project: Path) -> None:
+    """Stage wiring: every (mirrored) track of a knowledge-base emotion got one KB-condition copy, and the
+    emotion check measured the KB-form prompts of each of those emotions."""
+    metrics = json.loads((project / "reports/motion_model/metrics.json").read_text())
+    kb_emotions = set(pd.read_parquet(project / "data/interim/au_kb.parquet").emotion)
+    own = metrics["tracks_per_emotion"]
+    assert metrics["kb_condition_copies"] == sum(2 * own.get(e, 0) for e in kb_emotions) > 0
+    assert set(metrics["emotion_check"]["kb"]) == kb_emotions & set(own)
+    assert "## knowledge-base prompts" in (project / "reports/motion_model/emotions.md").read_text()
+
+
 def test_repro_writes_the_table_the_policy_and_the_generated_set(project: Path) -> None:
     table = pd.read_parquet(project / "data/interim/rewards.parquet")
     pairs = pd.read_parquet(project / "data/interim/reward_pairs.parquet")

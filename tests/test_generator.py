@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, make_generator
+from argen.asi.kb import prompt_aus_from_line
 from argen.params import GeneratorParams
 from tests.test_ti2v import get_dummy_components, save_tiny_model
 from tests.test_warp import synthetic_rows

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
@@ -14,8 +15,10 @@ from argen.generators.factory import GenerationInput, MotionVideoGenerator, moti
 from argen.generators.guidance import guidance_curve
 from argen.generators.motion import (
     CONDITION_AUS, CONDITION_DIM, MotionGuidance, MotionModelConfig, TrainingSettings, Tracks, apex_au_change,
-    condition_from_aus, minilm_encoder, motion_condition, sample_motion, train_motion_model,
+    condition_from_aus, kb_conditions, minilm_encoder, motion_condition, sample_motion, train_motion_model,
+    with_kb_conditions,
 )
+from argen.asi.kb import prompt_aus_from_line
 from argen.actions import ACTIONS
 from argen.asi.prompts import FIXED_PROMPT
 from argen.extract.landmarks import face_frame
@@ -71,13 +74,13 @@ EXPRESSIONS: dict[str, list[tuple[list[int], tuple[float, float]]]] = {
 DIRECTION = {"disgust": (9, 10), "fear": (1, 2, 20)}
 
 
-def expression_tracks(per_emotion: int = 24, seed: int = 0) -> Tracks:
+def expression_tracks(per_emotion: int = 24, seed: int = 0, expressions: dict | None = None) -> Tracks:
     """Tracks of the synthetic expressions: onset ramps of random amplitude with landmark jitter."""
     rng = np.random.default_rng(seed)
     neutral = face_frame(base_face()[None], anchor="canthi")[0]
     ramp = np.linspace(0.0, 1.0, FRAMES)[:, None, None]
     motions, labels = [], []
-    for emotion, moves in EXPRESSIONS.items():
+    for emotion, moves in (expressions or EXPRESSIONS).items():
         apex = np.zeros((68, 2))
         for points, shift in moves:
             apex[points] = shift
@@ -155,6 +158,59 @@ def test_the_emotion_word_reaches_the_model(trained) -> None:
     fear = generated_change(model, tracks, "Identity: a man; Expression: fear; lips parted moderately.", aus)
     assert au_sum(disgust, DIRECTION["disgust"]) > au_sum(fear, DIRECTION["disgust"]) + 0.5
     assert au_sum(fear, DIRECTION["fear"]) > au_sum(disgust, DIRECTION["fear"]) + 0.5
+
+
+# --- Prompts citing the knowledge base -----------------------------------------------------------------------
+
+#: The real-data failure in miniature: the measured fear apex shows the stretched lips (AU20) only, surprise
+#: raises the brows (AU1, AU2) and drops the jaw, and the knowledge base's fear entry (the literature's)
+#: cites the raised brows with the stretched lips.
+KB_EXPRESSIONS = {"surprise": [(list(range(17, 27)), (0.0, -0.14)),
+                               ([5, 6, 7, 8, 9, 10, 11, 55, 56, 57, 58, 59, 65, 66, 67], (0.0, 0.2))],
+                  "fear": [([48, 59, 60, 67], (-0.1, 0.0)), ([54, 55, 64, 65], (0.1, 0.0))]}
+FEAR_KB_LINE = "inner brows raised clearly (AU01), outer brows raised clearly (AU02), lips stretched sideways clearly (AU20)"
+FEAR_KB_PROMPT = "Identity: a man; Expression: fear; inner brows raised clearly, outer brows raised clearly, " \
+                 "lips stretched sideways clearly."
+
+
+def test_kb_conditions_read_entries_as_prompts_are_read() -> None:
+    kb = pd.DataFrame({"emotion": ["fear", "fear", "disgust"],
+                       "description": [FEAR_KB_LINE, "lower lip pulled down clearly (AU16)", "nose wrinkled strongly (AU09)"]})
+    conditions = kb_conditions(kb)
+    assert sorted(conditions) == ["disgust", "fear"] and len(conditions["fear"]) == 1  # AU16 alone: no vector
+    expected = {CONDITION_AUS[k]: r for k, r in enumerate(conditions["fear"][0]) if r}
+    assert expected == prompt_aus_from_line(FEAR_KB_LINE) == {1: 0.625, 2: 0.625, 20: 0.625}
+
+
+def test_kb_copies_pair_each_scarce_track_with_its_emotions_entries() -> None:
+    tracks = expression_tracks(per_emotion=4, expressions={**KB_EXPRESSIONS, "happy": EXPRESSIONS["happy"]})
+    conditions = {"fear": [np.eye(len(CONDITION_AUS))[0], np.eye(len(CONDITION_AUS))[1]]}
+    copied = with_kb_conditions(tracks, conditions, seed=0)
+    n = len(tracks.motions)
+    fear = [k for k, label in enumerate(tracks.labels) if label == "fear"]
+    assert copied.kb_copies == len(fear) == 4 and len(copied.motions) == n + 4
+    assert copied.labels[n:] == ["fear"] * 4 and np.array_equal(copied.motions[n:], tracks.motions[fear])
+    assert np.array_equal(copied.conditions[:n], tracks.conditions)
+    assert all(any(np.array_equal(c, v) for v in conditions["fear"]) for c in copied.conditions[n:])
+    again = with_kb_conditions(tracks, conditions, seed=0)
+    assert np.array_equal(again.conditions, copied.conditions)  # seeded
+
+
+def test_a_prompt_citing_the_kb_gets_its_emotions_motion(one_torch_thread) -> None:
+    """Trained with KB copies, the fear prompt that cites the literature's brows stretches the lips as the real
+    fear tracks do and does not raise the brows as surprise does (without the copies it took surprise's brows)."""
+    tracks = expression_tracks(expressions=KB_EXPRESSIONS)
+    kb = pd.DataFrame({"emotion": ["fear"], "description": [FEAR_KB_LINE]})
+    config = MotionModelConfig(n_frames=FRAMES, d_model=32, n_layers=2, n_heads=2)
+    model, _ = train_motion_model(with_kb_conditions(tracks, kb_conditions(kb), seed=0), config,
+                                  TrainingSettings(steps=600, batch_size=32, lr=2e-3, class_balance=1.0, seed=0),
+                                  minilm_encoder)
+    labels = np.asarray(tracks.labels)
+    real = {e: apex_au_change(tracks.motions[labels == e], tracks.neutral).mean(axis=0) for e in KB_EXPRESSIONS}
+    generated = generated_change(model, tracks, FEAR_KB_PROMPT, prompt_aus_from_line(FEAR_KB_LINE))
+    brows, lips = (1, 2), (20,)
+    assert au_sum(generated, lips) >= 0.5 * au_sum(real["fear"], lips), (generated, real["fear"])
+    assert au_sum(generated, brows) < 0.3 * au_sum(real["surprise"], brows), (generated, real["surprise"])
 
 
 # --- Independence from the demo ----------------------------------------------------------------------------

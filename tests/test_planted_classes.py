@@ -27,7 +27,7 @@ from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS
 from argen.emotions import EMOTIONS
 from argen.evaluate.frechet import fd_with_interval
 from argen.evaluate.results import distance_block
-from argen.recognize.clips import content_keys
+from argen.extract.cache import content_keys
 from argen.recognize.judge import judge_shares
 from argen.demo.oracle import oracle_counts
 from argen.recognize.summary import delta_table, oracle_shares

@@ -13,9 +13,10 @@ import pytest
 from argen.emotions import EMOTIONS
 from argen.extract.run import extract
 from argen.params import ExtractAUsParams
-from argen.recognize import clips as clip_module
-from argen.recognize.clips import (GEOMETRY_DIM, content_key, decode_clip_frames, geometry_sequence,
-                                   normalised_landmarks, segment_indices)
+from argen.extract import cache as cache_module
+from argen.extract.cache import content_key
+from argen.recognize.clips import (GEOMETRY_DIM, decode_clip_frames, geometry_sequence, normalised_landmarks,
+                                   segment_indices)
 from argen.recognize.summary import delta_table, figures, oracle_shares, summary_table
 from argen.recognize.train import load_geometry_data, load_video_data
 from tests.conftest import demo_landmarks
@@ -221,7 +222,7 @@ def test_variants_tested_on_different_clips_are_refused() -> None:
 
 def test_cache_root_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ARGEN_CACHE", str(tmp_path))
-    assert clip_module.cache_root() == tmp_path / "recognition"
+    assert cache_module.cache_root() == tmp_path / "recognition"
 
 
 def test_a_generated_clip_that_does_not_decode_is_a_recorded_skip(tmp_path: Path, monkeypatch) -> None:

@@ -19,6 +19,7 @@ intensity adverb and AU code: ``inner brows raised strongly (AU01), jaw dropped 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from itertools import combinations
 from pathlib import Path
@@ -51,6 +52,28 @@ def modifier(r: float) -> str:
         if r < bound:
             return word
     return MODIFIERS[-1][1]
+
+
+def _adverb_midpoints() -> dict[str, float]:
+    """r read back from an intensity adverb: the middle of the adverb's band in eq. 9's modifier map."""
+    bounds = [0.0] + [min(upper, 1.0) for upper, _ in MODIFIERS]
+    return {word: round((lo + hi) / 2, 3) for lo, hi, (_, word) in zip(bounds, bounds[1:], MODIFIERS)}
+
+
+ADVERB_R: dict[str, float] = _adverb_midpoints()
+CLAUSE_AU = re.compile(r"(?P<text>[^,;()]*?)\(\s*AU\s?0*(?P<au>\d{1,2})\s*\)", re.IGNORECASE)
+
+
+def prompt_aus_from_line(line: str) -> dict[int, float]:
+    """AUs and their r from a verified raw line: ``jaw dropped clearly (AU26)`` -> {26: 0.625}.
+
+    A clause without a known adverb gets the middle of the scale, 0.5.
+    """
+    out = {}
+    for match in CLAUSE_AU.finditer(line):
+        words = match.group("text").lower().split()
+        out[int(match.group("au"))] = next((ADVERB_R[w] for w in reversed(words) if w in ADVERB_R), 0.5)
+    return out
 
 
 def au_phrase(au: int, r: float, facs: FacsTable) -> str:

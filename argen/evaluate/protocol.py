@@ -21,14 +21,14 @@ from argen.evaluate.results import (
     au_f1_table, distance_block, distance_table, diversity, diversity_table, excess_block,
 )
 from argen.extract import FRAME_COLUMNS
-from argen.extract.run import extract
-from argen.generators.factory import make_generator, prompt_aus_from_line
+from argen.extract.run import extract_cached
+from argen.generators.factory import make_generator
+from argen.asi.kb import prompt_aus_from_line
 from argen.generators.preview import contact_sheet
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
 from argen.paths import EVALUATE as OUT, FRAMES, GENERATED_INDEX, POLICY, PROMPTS, TRACKS, report_dir
 from argen.policy.augment import generate_set, policy_actions, policy_reward
-from argen.recognize.clips import cache_root, content_key
 from argen.rewards.components import au_fidelity
 from argen.stage import provenance
 
@@ -43,8 +43,8 @@ def extract_set(table: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.D
     """The AU backend's rows for ``table``'s clips (through the shared extraction cache) and the skips."""
     if table.empty:
         return pd.DataFrame(columns=list(FRAME_COLUMNS)), pd.DataFrame(columns=["item", "reason"])
-    table = table.assign(content_key=[content_key(r.frames_dir, r.frames) for r in table.itertuples()])
-    return extract(table, params.extract_aus, cache_root() / "tracks")
+    _, frames, skips = extract_cached(table, params.extract_aus)
+    return frames, skips
 
 
 def features_of(name: str, table: pd.DataFrame, frames: pd.DataFrame, params: Params, detector) -> dict[str, np.ndarray]:

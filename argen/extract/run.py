@@ -24,6 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from argen.extract import AUBackend
+from argen.extract.cache import cache_root, content_keys
 from argen.extract.landmarks import LandmarkAUBackend
 from argen.extract.openface import CsvBackend, OpenFaceBackend, OpenFaceError
 from argen.io import decode_frame
@@ -247,3 +248,15 @@ def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | No
             parts.append(rows)
     frames = backend.finalize(pd.concat(parts, ignore_index=True)) if parts else pd.DataFrame()
     return frames, pd.DataFrame(skips, columns=["item", "reason"])
+
+
+def extract_cached(table: pd.DataFrame, params: ExtractAUsParams, desc: str = "hashing"
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`extract` through the shared extraction cache (:mod:`argen.extract.cache`).
+
+    Returns:
+        (``table`` with its ``content_key`` column, per-frame rows, skipped items).
+    """
+    keyed = table.assign(content_key=content_keys(table, desc))
+    frames, skips = extract(keyed, params, cache_root() / "tracks")
+    return keyed, frames, skips

@@ -9,7 +9,6 @@ pixels square with a record of what ran.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -24,18 +23,7 @@ from argen.generators.motion import (MotionGuidance, MotionModel, TextEncoder, m
 from argen.generators.render import fit_to_size, render_frames
 from argen.generators.ti2v import SamplerConfig, TI2VComponents, sample
 from argen.generators.warp import WarpGenerator, fit_au_landmark_model
-from argen.asi.kb import MODIFIERS
 from argen.params import GeneratorParams
-
-def _adverb_midpoints() -> dict[str, float]:
-    """r read back from an intensity adverb: the middle of the adverb's band in eq. 9's modifier map."""
-    bounds = [0.0] + [min(upper, 1.0) for upper, _ in MODIFIERS]
-    return {word: round((lo + hi) / 2, 3) for lo, hi, (_, word) in zip(bounds, bounds[1:], MODIFIERS)}
-
-
-ADVERB_R: dict[str, float] = _adverb_midpoints()
-CLAUSE_AU = re.compile(r"(?P<text>[^,;()]*?)\(\s*AU\s?0*(?P<au>\d{1,2})\s*\)", re.IGNORECASE)
-
 
 @dataclass(frozen=True)
 class GenerationInput:
@@ -45,18 +33,6 @@ class GenerationInput:
     landmarks: np.ndarray        # its 68 landmarks, pixels
     prompt: str                  # X_T, the prompt without AU codes (TI2V's text condition)
     prompt_aus: dict[int, float]  # the prompt's AUs with r in [0, 1] (with X_T, the motion generator's condition)
-
-
-def prompt_aus_from_line(line: str) -> dict[int, float]:
-    """AUs and their r from a verified raw line: ``jaw dropped clearly (AU26)`` -> {26: 0.625}.
-
-    A clause without a known adverb gets the middle of the scale, 0.5.
-    """
-    out = {}
-    for match in CLAUSE_AU.finditer(line):
-        words = match.group("text").lower().split()
-        out[int(match.group("au"))] = next((ADVERB_R[w] for w in reversed(words) if w in ADVERB_R), 0.5)
-    return out
 
 
 class VideoGenerator(Protocol):

@@ -60,7 +60,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +72,9 @@ from torch import nn
 from tqdm import tqdm
 
 from argen.asi.facs import load_facs
-from argen.asi.kb import modifier
+from argen.asi.kb import modifier, prompt_aus_from_line
 from argen.asi.prompts import FIXED_PROMPT
+from argen.asi.verify import strip_au_tags
 from argen.aus import INTENSITY_AUS, MAX_INTENSITY
 from argen.errors import InputError, UserError
 from argen.extract import landmarks_of
@@ -205,6 +206,7 @@ class Tracks:
     skipped: pd.DataFrame           # clip_id, reason
     rows_without_face: int
     neutral: np.ndarray = field(default_factory=lambda: np.zeros((68, 2)))
+    kb_copies: int = 0              # the last kb_copies tracks repeat earlier ones with a KB entry's condition
 
 
 def _resample(track: np.ndarray, n_frames: int) -> np.ndarray:
@@ -285,6 +287,56 @@ def training_tracks(frames: pd.DataFrame, labels: Mapping[str, str], n_frames: i
     return Tracks(motions=motions_array, conditions=conditions_array, labels=track_labels, clip_ids=clip_ids,
                   reversed=np.asarray(flipped, bool), skipped=pd.DataFrame(skipped, columns=["clip_id", "reason"]),
                   rows_without_face=rows_without_face, neutral=neutral)
+
+
+def kb_conditions(kb: pd.DataFrame) -> dict[str, list[np.ndarray]]:
+    """Per emotion of the knowledge base, the AU vector (CONDITION_AUS order) a prompt citing each entry carries.
+
+    Each entry's description d_i (``inner brows raised clearly (AU01), ...``) is read as a prompt's raw line
+    is (:func:`argen.asi.kb.prompt_aus_from_line`: the adverb's r), so a copy's condition is exactly what the
+    generator receives at sampling time for a prompt that cites that entry.
+    """
+    out: dict[str, list[np.ndarray]] = {}
+    for entry in kb.itertuples(index=False):
+        vector, _ = condition_from_prompt(prompt_aus_from_line(str(entry.description)))
+        if vector.any():
+            out.setdefault(str(entry.emotion), []).append(vector)
+    return out
+
+
+def with_kb_conditions(tracks: Tracks, conditions: Mapping[str, list[np.ndarray]], seed: int) -> Tracks:
+    """The tracks plus one copy of every track of an emotion in ``conditions``, conditioned on one of that
+    emotion's knowledge-base entries (:func:`kb_conditions`; drawn uniformly, seeded).
+
+    Why: prompts cite the knowledge base's AUs, and for fear those are mostly the literature's prototype
+    (AU1+2+4+5+20+26), while the landmark AU estimator reads real fear apexes as AU14, AU6, AU4 and AU20;
+    in the measured conditions AU1+AU2 co-occur with surprise. A model trained only on measured
+    conditions turned the prompts' fear into surprise (evidence demo, fold 5: the generated apex AU profile
+    closest to surprise's, r 0.71, against fear's 0.49). The copies pair the emotion's real motions with
+    the conditions its prompts carry, as a text-to-video model learns a class's look from its captions;
+    the motion stays the real one, so what the model learns for a KB-form prompt of fear is fear's motion
+    in the training data. The measured condition of each track is kept too (the AU phrases still refine).
+    """
+    rng = np.random.default_rng(seed)
+    picks = [k for k, label in enumerate(tracks.labels) if conditions.get(label)]
+    if not picks:
+        return tracks
+    copies = np.stack([conditions[tracks.labels[k]][rng.integers(len(conditions[tracks.labels[k]]))]
+                       for k in picks])
+    return replace(tracks, motions=np.concatenate([tracks.motions, tracks.motions[picks]]),
+                   conditions=np.concatenate([tracks.conditions, copies]),
+                   labels=list(tracks.labels) + [tracks.labels[k] for k in picks],
+                   kb_copies=tracks.kb_copies + len(picks))
+
+
+def require_tracks(tracks: Tracks, min_tracks: int, source: Path | str) -> None:
+    """Stop with a :class:`MotionModelError` naming ``source`` when fewer than ``min_tracks`` clips gave a track."""
+    if len(tracks.clip_ids) < min_tracks:
+        raise MotionModelError(
+            f"{source}: only {len(tracks.clip_ids)} usable landmark tracks in the training split "
+            f"({len(tracks.skipped)} clips skipped, {tracks.rows_without_face} rows without a face); the motion "
+            f"model needs at least motion_model.min_tracks={min_tracks}. Process more training clips in "
+            f"extract_aus (raise extract_aus.sample_per_class) or use generator.generator: warp")
 
 
 def _scatter(values: np.ndarray, detected: np.ndarray) -> np.ndarray:
@@ -616,25 +668,36 @@ def apex_au_change(motions: np.ndarray, neutral: np.ndarray) -> np.ndarray:
 
 def emotion_check(model: MotionModel, tracks: Tracks, guidance: MotionGuidance, samples: int,
                   action: tuple[int, float, float] = (20, 2.0, 2.0), seed: int = 0,
-                  encoder: TextEncoder = minilm_encoder) -> pd.DataFrame:
-    """Apex AU change per emotion: motions generated from the fixed prompt (no AU codes) vs the real tracks.
+                  encoder: TextEncoder = minilm_encoder,
+                  kb_lines: Mapping[str, list[str]] | None = None) -> pd.DataFrame:
+    """Apex AU change per emotion: motions generated from prompts vs the real training tracks.
 
     For every emotion of ``tracks``, ``samples`` motions (seeds ``seed`` .. ``seed + samples - 1``) of the
-    prompt ``A person with the expression of slight <emotion>`` are measured with :func:`apex_au_change` on
-    the tracks' neutral shape, as are the emotion's real training tracks. Returns one row per emotion and
-    AU: emotion, au, real (mean), generated (mean), n_real, n_generated.
+    fixed prompt ``A person with the expression of slight <emotion>`` (no AU codes; ``prompts`` "fixed"),
+    and for every emotion of ``kb_lines`` (its knowledge-base descriptions with AU codes) ``samples`` motions
+    of prompts in X_T's form citing those entries in turn (``Expression: fear; inner brows raised clearly,
+    ...``, with the AU vector the codes give; ``prompts`` "kb"), are measured with :func:`apex_au_change` on
+    the tracks' neutral shape, as are every emotion's real training tracks (KB copies left out). Returns
+    one row per prompts kind, emotion and AU: prompts, emotion, au, real (mean), generated (mean), n_real,
+    n_generated.
     """
     steps, a, b = action
-    labels = np.asarray(tracks.labels)
-    real_change = apex_au_change(tracks.motions, tracks.neutral)
+    n_real = len(tracks.motions) - tracks.kb_copies
+    labels = np.asarray(tracks.labels[:n_real])
+    real_change = apex_au_change(tracks.motions[:n_real], tracks.neutral)
+    fixed = {e: [(FIXED_PROMPT.format(emotion=e), {})] for e in sorted(set(labels))}
+    from_kb = {e: [(f"Expression: {e}; {strip_au_tags(line)}.", prompt_aus_from_line(line)) for line in lines]
+               for e, lines in sorted((kb_lines or {}).items()) if lines and e in fixed}
     rows = []
-    for emotion in sorted(set(tracks.labels)):
-        condition, _ = motion_condition(FIXED_PROMPT.format(emotion=emotion), {}, encoder)
-        motions = np.stack([sample_motion(model, condition, steps, a, b, guidance, seed + k)[0]
-                            for k in range(samples)])
-        generated = apex_au_change(motions, tracks.neutral).mean(axis=0)
-        real = real_change[labels == emotion].mean(axis=0)
-        for k, au in enumerate(CONDITION_AUS):
-            rows.append({"emotion": emotion, "au": au, "real": float(real[k]), "generated": float(generated[k]),
-                         "n_real": int((labels == emotion).sum()), "n_generated": samples})
+    for kind, prompts in (("fixed", fixed), ("kb", from_kb)):
+        for emotion, texts in prompts.items():
+            conditions = [motion_condition(text, aus, encoder)[0] for text, aus in texts]
+            motions = np.stack([sample_motion(model, conditions[k % len(conditions)], steps, a, b, guidance,
+                                              seed + k)[0] for k in range(samples)])
+            generated = apex_au_change(motions, tracks.neutral).mean(axis=0)
+            real = real_change[labels == emotion].mean(axis=0)
+            for k, au in enumerate(CONDITION_AUS):
+                rows.append({"prompts": kind, "emotion": emotion, "au": au, "real": float(real[k]),
+                             "generated": float(generated[k]), "n_real": int((labels == emotion).sum()),
+                             "n_generated": samples})
     return pd.DataFrame(rows)

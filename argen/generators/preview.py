@@ -23,7 +23,8 @@ from argen.asi.prompts import FIXED_PROMPT
 from argen.errors import InputError
 from argen.extract import landmarks_of
 from argen.face import FaceAnalyzer
-from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, VideoGenerator
+from argen.asi.kb import prompt_aus_from_line
 from argen.identities import read_identity_image
 
 #: Height of one line of the label strip above each row of the contact sheet, in pixels, and its font.

@@ -33,7 +33,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from argen.generators.factory import GenerationInput, VideoGenerator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, VideoGenerator
+from argen.asi.kb import prompt_aus_from_line
 from argen.actions import ACTIONS
 from argen.emotions import EMOTION_INDEX
 from argen.params import GenerateParams, GeneratorParams

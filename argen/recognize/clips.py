@@ -5,10 +5,10 @@
   ``oversample`` the real scarce *training* clips repeated to the augmentation counts
   (:func:`oversampled_clips`: the baseline generative augmentation must beat).
   Every clip, real or generated, is read through the same functions below.
-* **Content keys.** A clip's key is a hash of its frame files' names and bytes, so a cache entry is
-  reused exactly when the frames are the same, wherever the clip lives (a ``dvc queue`` experiment runs in
-  a temporary copy of the project: set ``ARGEN_CACHE`` to a shared folder to reuse one decode across
-  experiments).
+* **Content keys** (:mod:`argen.extract.cache`). A clip's key is a hash of its frame files' names and
+  bytes, so a cache entry is reused exactly when the frames are the same, wherever the clip lives (a
+  ``dvc queue`` experiment runs in a temporary copy of the project: set ``ARGEN_CACHE`` to a shared folder
+  to reuse one decode across experiments).
 * **Frames by segments** (TSN-style, as DFEW's baselines): a clip's usable frames are split into
   ``frames`` equal segments and one frame is taken from each, at a random offset in training and at the
   segment's centre in testing. A clip shorter than ``frames`` has segments shorter than a frame, so its
@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from tqdm import tqdm
 from argen.aus import INTENSITY_COLUMNS
 from argen.emotions import EMOTION_INDEX
 from argen.extract import landmarks_of
+from argen.extract.cache import cache_root
 from argen.face import crop_box, face_axes, haar_cascade
 from argen.io import decode_frame, read_table
 
@@ -99,24 +99,6 @@ def read_clip_set(name: str, counts: dict[str, int] | None = None, seed: int = 0
     return table
 
 
-def content_key(frames_dir: str | Path, frames: list[str]) -> str:
-    """SHA-1 of a clip's frame names and bytes (a missing file counts as its name and 'missing')."""
-    digest = hashlib.sha1()
-    for name in frames:
-        digest.update(name.encode() + b"\0")
-        path = Path(frames_dir) / name
-        digest.update(path.read_bytes() if path.is_file() else b"missing")
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-def content_keys(table: pd.DataFrame, desc: str = "hashing") -> list[str]:
-    """:func:`content_key` of every row (``frames_dir``, ``frames``) of a clip table: all of each clip's frames,
-    since the generated clips of one identity share frame 1 and a key of that frame alone would collide."""
-    return [content_key(row.frames_dir, list(row.frames))
-            for row in tqdm(table.itertuples(), total=len(table), desc=desc, unit="clip")]
-
-
 def segment_indices(n_available: int, n_out: int, rng: np.random.Generator | None = None) -> np.ndarray:
     """Indices of ``n_out`` frames of a clip with ``n_available`` usable frames, one per segment.
 
@@ -129,11 +111,6 @@ def segment_indices(n_available: int, n_out: int, rng: np.random.Generator | Non
     offset = 0.5 if rng is None else rng.random(n_out)
     positions = edges[:-1] + offset * (edges[1:] - edges[:-1])
     return np.minimum(np.floor(positions).astype(int), n_available - 1)
-
-
-def cache_root() -> Path:
-    """Where decoded clips are kept: ``$ARGEN_CACHE/recognition`` (default ``data/cache/recognition``)."""
-    return Path(os.environ.get("ARGEN_CACHE", "data/cache")) / "recognition"
 
 
 def _square_face_box(image: np.ndarray) -> tuple[float, float, float, float] | None:

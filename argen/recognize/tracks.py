@@ -10,11 +10,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from argen.extract import FRAME_COLUMNS
-from argen.extract.run import extract
+from argen.extract.run import extract_cached
 from argen.params import Params
 from argen.counts import resolve_per_class
 from argen.io import read_table
-from argen.recognize.clips import SET_SOURCES, cache_root, cached_clip_frames, content_keys, read_clip_set
+from argen.recognize.clips import SET_SOURCES, cached_clip_frames, read_clip_set
 
 
 log = logging.getLogger("argen.stages.tracks")
@@ -33,11 +33,10 @@ def build_tracks(name: str, params: Params) -> tuple[pd.DataFrame, pd.DataFrame,
         made = table.label.value_counts()
         for emotion in sorted(e for e, n in counts.items() if made.get(e, 0) < n):
             log.warning("oversample: no %s clip in the training split: none repeated", emotion)
-    table["content_key"] = content_keys(table, f"hashing {name}")
     if table.empty:
-        return table.assign(n_usable=np.zeros(0, int)), pd.DataFrame(columns=list(FRAME_COLUMNS)), \
-            pd.DataFrame(columns=["item", "reason"])
-    frames, skips = extract(table, params.extract_aus, cache_root() / "tracks")
+        return table.assign(content_key=[], n_usable=np.zeros(0, int)), \
+            pd.DataFrame(columns=list(FRAME_COLUMNS)), pd.DataFrame(columns=["item", "reason"])
+    table, frames, skips = extract_cached(table, params.extract_aus, f"hashing {name}")
     frames = frames[list(FRAME_COLUMNS)] if len(frames) else pd.DataFrame(columns=list(FRAME_COLUMNS))
     usable = frames.groupby("clip_id").size()
     table["n_usable"] = table.clip_id.map(usable).fillna(0).astype(int)

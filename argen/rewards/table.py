@@ -43,7 +43,8 @@ from argen.errors import InputError, UserError
 from argen.extract import landmarks_of
 from argen.extract.run import make_backend
 from argen.face import haar_cascade
-from argen.generators.factory import GenerationInput, make_generator, prompt_aus_from_line
+from argen.generators.factory import GenerationInput, make_generator
+from argen.asi.kb import prompt_aus_from_line
 from argen.identities import read_identity_image
 from argen.io import read_table, staged_outputs
 from argen.params import ExtractAUsParams, GeneratorParams, RewardsParams

@@ -1,0 +1,41 @@
+"""The shared extraction cache: where a clip's AU-backend result is kept, keyed by the clip's frame bytes.
+
+``extract_aus`` (the dataset's chosen clips), ``tracks`` (every clip set the recognisers read) and
+``evaluate`` extract through one cache (:func:`argen.extract.run.extract_cached`), so a clip is processed
+once whatever stage, set, fold or clip id it appears under. It lives under ``$ARGEN_CACHE`` (default
+``data/cache``): a ``dvc queue`` or ``dvc exp run --temp`` experiment runs in a temporary copy of the
+project, and a shared ``ARGEN_CACHE`` lets every experiment reuse one extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+
+def cache_root() -> Path:
+    """The caches' top folder, ``$ARGEN_CACHE/recognition`` (default ``data/cache/recognition``): the AU
+    backend's results under ``tracks/``, the recognisers' decoded clips beside them."""
+    return Path(os.environ.get("ARGEN_CACHE", "data/cache")) / "recognition"
+
+
+def content_key(frames_dir: str | Path, frames: list[str]) -> str:
+    """SHA-1 of a clip's frame names and bytes (a missing file counts as its name and 'missing')."""
+    digest = hashlib.sha1()
+    for name in frames:
+        digest.update(name.encode() + b"\0")
+        path = Path(frames_dir) / name
+        digest.update(path.read_bytes() if path.is_file() else b"missing")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def content_keys(table: pd.DataFrame, desc: str = "hashing") -> list[str]:
+    """:func:`content_key` of every row (``frames_dir``, ``frames``) of a clip table: all of each clip's frames,
+    since the generated clips of one identity share frame 1 and a key of that frame alone would collide."""
+    return [content_key(row.frames_dir, list(row.frames))
+            for row in tqdm(table.itertuples(), total=len(table), desc=desc, unit="clip")]
