@@ -27,9 +27,14 @@ FRAME_COLUMNS: tuple[str, ...] = ("clip_id", "frame", "frame_file", "success", "
 
 
 class AUBackend(Protocol):
-    """What the extract_aus stage needs of a backend."""
+    """What the extract_aus stage needs of a backend.
+
+    ``reads_only_frames``: a clip's rows depend on its frames and the backend's settings alone, so the shared
+    extraction cache (keyed by frame bytes) may serve them; false for a backend that reads other per-clip files.
+    """
 
     name: str
+    reads_only_frames: bool
 
     def process_clip(self, clip_id: str, frames_dir: Path, frame_files: list[str],
                      images: list[np.ndarray]) -> pd.DataFrame:

@@ -209,6 +209,7 @@ class LandmarkAUBackend:
     """dlib landmarks per frame, geometric AU intensities relative to a neutral reference (module docs)."""
 
     name = "landmarks"
+    reads_only_frames = True
 
     def __init__(self, reference: str = "clip", smooth_frames: int = 5, neutral_bounds: bool = True) -> None:
         if reference not in ("clip", "population", "first"):

@@ -146,6 +146,7 @@ class OpenFaceBackend:
     """
 
     name = "openface"
+    reads_only_frames = True   # the binary, its model and arguments are settings: part of the cache tag
 
     def __init__(self, binary: str, au_static: bool = True, timeout_s: float = 600.0, model: str = "",
                  extra_args: Sequence[str] = ()) -> None:
@@ -201,6 +202,7 @@ class CsvBackend:
     """Reads OpenFace CSVs computed beforehand: ``<csv_dir>/<clip_id>.csv`` ('/' in ids written as '__')."""
 
     name = "csv"
+    reads_only_frames = False  # a clip's rows come from its CSV, which the frames' content key does not see
 
     def __init__(self, csv_dir: str) -> None:
         self.csv_dir = Path(csv_dir)

@@ -211,7 +211,8 @@ def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | No
     Args:
         cache_dir: keep each clip's result (before the backend's ``finalize``, which sees all clips
             together) under this folder, keyed by ``chosen.content_key`` and :func:`cache_tag`, and reuse it:
-            a clip is processed once whatever set, fold or clip id it appears under.
+            a clip is processed once whatever set, fold or clip id it appears under. Ignored for a backend
+            whose rows depend on more than the frames (``reads_only_frames`` false: the csv backend).
 
     Returns:
         (per-frame rows of every processed clip in clip order, skipped items with reasons).
@@ -219,6 +220,10 @@ def extract(chosen: pd.DataFrame, params: ExtractAUsParams, cache_dir: Path | No
     backend = make_backend(params)  # fail fast (missing OpenFace binary or CSV folder) before forking
     jobs = [ClipJob(r.clip_id, r.frames_dir, tuple(r.frames)) for r in chosen.itertuples()]
     cached = [None] * len(jobs)
+    if cache_dir is not None and not backend.reads_only_frames:
+        log.info("the %s backend reads files the frames' content key does not cover: no extraction cache",
+                 backend.name)
+        cache_dir = None
     if cache_dir is not None:
         folder = cache_dir / cache_tag(params)
         folder.mkdir(parents=True, exist_ok=True)
