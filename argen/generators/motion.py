@@ -27,6 +27,11 @@ M frames x 68 landmarks x 2 in the face frame, each frame's displacement from th
    form without identity cues and AU codes), the emotion alone, and the fixed prompt.
 6. Every track is also used mirrored (x -> -x with dlib's left/right point permutation); AUs are
    bilateral, so the condition is unchanged.
+7. **Prompt-form conditions** (``motion_model.kb_conditions``, :func:`with_kb_conditions`): every track of
+   an emotion the AU knowledge base covers (the scarce ones) is also used once with the condition of one
+   of its emotion's KB entries, the AUs that emotion's prompts cite, so that a prompt citing the
+   literature's fear AUs gets real fear's motion rather than the motion those AUs co-occur with in the
+   measured conditions (surprise's raised brows).
 
 **Condition** (:func:`motion_condition`), as the paper's T2V model is conditioned on X_T: the MiniLM
 sentence embedding (384-d, unit norm) of the prompt's expression part (:func:`expression_text`), the AU
