@@ -59,7 +59,7 @@ def tiny_params() -> dict:
     params["demo"].update(TINY)
     params["extract_aus"].update(sample_per_class=2, workers=1)  # no spawned pool re-importing torch per stage
     params["motion_model"].update(steps=20, d_model=32, n_layers=1, n_heads=2, min_tracks=5, n_frames=8,
-                                   check_samples=2)
+                                   check_samples=2, kb_conditions=True)  # the non-default path, end to end
     params["generator"].update(size=64, n_frames=8)
     params["ard"].update(policy_steps=30, policy_batch=8)
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
