@@ -29,7 +29,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from argen.aus import INTENSITY_COLUMNS
 from argen.emotions import EMOTION_INDEX
