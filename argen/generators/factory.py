@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -21,9 +21,11 @@ import torch
 from argen.generators.motion import (MotionGuidance, MotionModel, TextEncoder, minilm_encoder, motion_condition,
                                      motion_to_pixels, sample_motion)
 from argen.generators.render import fit_to_size, render_frames
-from argen.generators.ti2v import SamplerConfig, TI2VComponents, sample
 from argen.generators.warp import WarpGenerator, fit_au_landmark_model
 from argen.params import GeneratorParams
+
+if TYPE_CHECKING:  # imported where used: the diffusers models it loads cost every stage a second at start-up
+    from argen.generators.ti2v import SamplerConfig, TI2VComponents
 
 @dataclass(frozen=True)
 class GenerationInput:
@@ -111,6 +113,8 @@ class TI2VVideoGenerator:
 
     def generate(self, item: GenerationInput, action: tuple[int, float, float], seed: int,
                  n_frames: int) -> tuple[np.ndarray, dict]:
+        from argen.generators.ti2v import sample
+
         steps, a, b = action
         config = replace(self.config, steps=int(steps), a=float(a), b=float(b), n_frames=n_frames)
         rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
@@ -142,6 +146,8 @@ def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) 
         if au_frames is None:
             raise ValueError("the warp generator needs extract_aus rows to fit its AU-to-landmark model")
         return WarpVideoGenerator(WarpGenerator(fit_au_landmark_model(au_frames, cfg.warp_ridge)), cfg.size)
+    from argen.generators.ti2v import SamplerConfig, TI2VComponents
+
     device = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto"
                                                                                   else cfg.device)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32

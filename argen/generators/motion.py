@@ -68,11 +68,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
@@ -88,6 +88,9 @@ from argen.extract.landmarks import face_frame, geometric_measures, intensities_
 from argen.face import face_axes
 from argen.weights import load_checked
 from argen.generators.guidance import guidance_curve
+
+if TYPE_CHECKING:
+    from diffusers import DDIMScheduler, DDPMScheduler
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)
@@ -378,11 +381,15 @@ class MotionModelConfig:
 
     def ddpm(self) -> DDPMScheduler:
         """The training noise schedule."""
+        from diffusers import DDPMScheduler  # here, not at import: stages that only read the model start faster
+
         return DDPMScheduler(num_train_timesteps=self.train_timesteps, beta_schedule=self.beta_schedule,
                              prediction_type="v_prediction", clip_sample=False)
 
     def ddim(self) -> DDIMScheduler:
         """The sampling schedule: the training betas, eta 0, trailing spacing."""
+        from diffusers import DDIMScheduler
+
         return DDIMScheduler(num_train_timesteps=self.train_timesteps, beta_schedule=self.beta_schedule,
                              prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=True,
                              timestep_spacing="trailing")
