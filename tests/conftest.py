@@ -68,7 +68,7 @@ def tiny_params() -> dict:
     params["recognize"].update(variants=["original", "argen", "oracle"], frames=8, image_size=32, width=4, hidden=16,
                                geometry_hidden=16, epochs=1, bootstrap=50,
                                overrides={"Landmark_Transformer": {"epochs": 3, "lr": 0.01}})
-    params["evaluate"].update(splits=["train", "test"], bootstrap=20, descriptor_frames=2)
+    params["evaluate"].update(splits=["train", "test"], bootstrap=20, descriptor_frames=1)
     return params
 
 
