@@ -321,7 +321,9 @@ class GeneratorParams(_Section):
     from ``t2v_path``). ``motion_g_min``, ``motion_g_max``: the motion model's guidance bounds in eq. 12,
     the paper's (7, 11) mapped onto (1, motion_g_max) by g = 1 + (g_paper - 7) (motion_g_max - 1) / 4
     (:class:`argen.generators.motion.MotionGuidance`): the floor is the conditional model (g = 1), never below, so
-    no action yields the unconditional motion. ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
+    no action yields the unconditional motion. ``motion_sampler``: the motion model's sampler, ``ddim`` (default)
+    or ``unipc`` (more of the real motions' amplitude at the same T; ``python -m benchmarks.motion_sampler``).
+    ``resample_iters``: TI2V-Zero's reference uses 4; each costs another UNet call per
     step. ``guidance_form``: eq. 12 as written (``paper``, never reaches g_max), ``peak``-normalised, or
     ``constant`` (no curve: the midpoint of the bounds every frame, table 5's "without the guidance curve").
     ``schedule``: the DDIM timestep grid, ``modelscope`` (the reference's: T = 15 runs 16 steps from
@@ -334,6 +336,7 @@ class GeneratorParams(_Section):
     motion_path: str = "models/motion"
     motion_g_min: float = Field(1.0, ge=1.0)
     motion_g_max: float = Field(3.0, ge=1.0)
+    motion_sampler: Literal["ddim", "unipc"] = "ddim"
     t2v_path: str = "models/text-to-video-ms-1.7b"
     device: str = "auto"
     n_frames: int = Field(16, ge=2, le=64)

@@ -54,7 +54,7 @@ def main(params: Params) -> None:
     trained = [f.name for f in fields(TrainingSettings) if f.name != "seed"]
     settings = TrainingSettings(**{name: getattr(cfg, name) for name in trained}, seed=params.seed)
     guidance = MotionGuidance(params.generator.motion_g_min, params.generator.motion_g_max,
-                              params.generator.guidance_form)
+                              params.generator.guidance_form, params.generator.motion_sampler)
     with staged_outputs() as out:
         with live_logger(out.path(REPORTS / "live")) as live:
             curves = CurveLogger(live, LOG_EVERY)

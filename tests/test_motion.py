@@ -14,8 +14,8 @@ import torch
 from argen.generators.factory import GenerationInput, MotionVideoGenerator, make_generator
 from argen.generators.guidance import guidance_curve
 from argen.generators.motion import (
-    CONDITION_AUS, CONDITION_DIM, MIRROR, TEXT_DIM, MotionDenoiser, MotionGuidance, MotionModel, MotionModelConfig,
-    MotionModelError, TrainingSettings, condition_from_aus, condition_from_prompt, expression_text,
+    CONDITION_AUS, CONDITION_DIM, MIRROR, MOTION_SAMPLERS, TEXT_DIM, MotionDenoiser, MotionGuidance, MotionModel,
+    MotionModelConfig, MotionModelError, TrainingSettings, condition_from_aus, condition_from_prompt, expression_text,
     motion_condition, motion_to_pixels, sample_motion, track_draw_probabilities, train_motion_model, training_texts,
     training_tracks,
 )
@@ -158,19 +158,26 @@ def oracle_model(target: np.ndarray, unconditional: np.ndarray, scale: float = 0
     return MotionModel(oracle, config)
 
 
+@pytest.mark.parametrize("sampler", MOTION_SAMPLERS)
 @pytest.mark.parametrize("a, b", [(2.0, 2.0), (3.0, 2.0), (2.0, 3.0)])
-def test_sampler_known_answer_per_frame_guidance_and_replacement(a: float, b: float) -> None:
+def test_sampler_known_answer_per_frame_guidance_and_replacement(a: float, b: float, sampler: str) -> None:
+    """With the exact denoiser of a point mass every sampler must land on it, guided per frame."""
     rng = np.random.default_rng(0)
     target, unconditional = rng.normal(size=(2, 8, 68, 2))
     model = oracle_model(target, unconditional, scale=0.5)
-    guidance = MotionGuidance(g_min=1.5, g_max=6.0, form="paper")
+    guidance = MotionGuidance(g_min=1.5, g_max=6.0, form="paper", sampler=sampler)
     motion, record = sample_motion(model, 0.7 * np.eye(CONDITION_DIM)[0], 7, a, b, guidance, seed=3)
     g = guidance_curve(np.arange(1, 9), 8, a, b, 1.5, 6.0, "paper")[:, None, None]
     expected = 0.5 * (unconditional + g * (0.7 * target - unconditional))
     expected[0] = 0.0  # frame 1 is the identity: zero motion, whatever the model says
     np.testing.assert_allclose(motion, expected, atol=2e-4)
-    assert record["steps_run"] == record["denoiser_calls"] == 7
+    assert record["steps_run"] == record["denoiser_calls"] == 7 and record["sampler"] == sampler
     assert model.denoiser.calls == [(2, [True, False])] * 7  # one batched call per step: cond + uncond
+
+
+def test_an_unknown_sampler_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown motion sampler 'euler'"):
+        MotionGuidance(sampler="euler")
 
 
 def test_replacement_pins_frame_one_at_every_step() -> None:

@@ -124,8 +124,9 @@ class TI2VVideoGenerator:
 
 
 def motion_guidance(cfg: GeneratorParams) -> MotionGuidance:
-    """The motion generator's guidance from the ``generator`` section (floor ``motion_g_min`` >= 1: conditional)."""
-    return MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form)
+    """The motion generator's guidance and sampler from the ``generator`` section (floor ``motion_g_min`` >= 1:
+    conditional)."""
+    return MotionGuidance(cfg.motion_g_min, cfg.motion_g_max, cfg.guidance_form, cfg.motion_sampler)
 
 
 def make_generator(cfg: GeneratorParams, au_frames: pd.DataFrame | None = None) -> VideoGenerator:

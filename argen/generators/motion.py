@@ -52,12 +52,13 @@ step (t = 999, where alpha_bar is almost 0) divides the model's error by sqrt(al
 blew up; v-prediction stays finite there.
 
 **Sampling** (:func:`sample_motion`): diffusers' ``DDIMScheduler`` (eta 0, ``trailing`` spacing, so a
-5-step run starts from t = 999, not from a partly noised sample) with exactly T steps; at each step one
+5-step run starts from t = 999, not from a partly noised sample), or its UniPC multistep solver where
+``generator.motion_sampler`` says ``unipc``, with exactly T steps; at each step one
 denoiser call on the batched conditional and unconditional inputs; classifier-free guidance per output
 frame with eq. 12's f(m; a, b) between a floor g_min >= 1 (the conditional model) and g_max
 (:class:`MotionGuidance`: how the paper's (7, 11) maps onto this range); frame 1 pinned by TI2V-Zero's replacement: before every step, the known
 first frame (zero motion) noised to t replaces the generated one, and the final sample's frame 1 is the
-known frame itself. The result is the last step's clean estimate (x0).
+known frame itself. The result is the last step's clean estimate (x0), and the record names the sampler.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ from argen.weights import load_checked
 from argen.generators.guidance import guidance_curve
 
 if TYPE_CHECKING:
-    from diffusers import DDIMScheduler, DDPMScheduler
+    from diffusers import DDIMScheduler, DDPMScheduler, UniPCMultistepScheduler
 
 #: AUs a motion can be conditioned on: OpenFace's intensity AUs without the blink (AU45).
 CONDITION_AUS: tuple[int, ...] = tuple(au for au in INTENSITY_AUS if au != 45)
@@ -394,6 +395,20 @@ class MotionModelConfig:
                              prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=True,
                              timestep_spacing="trailing")
 
+    def sampling_scheduler(self, sampler: str) -> DDIMScheduler | UniPCMultistepScheduler:
+        """The scheduler of ``sampler`` (:data:`MOTION_SAMPLERS`): ``ddim`` (:meth:`ddim`) or ``unipc``
+        (diffusers' UniPC multistep solver, order 2, the same betas and trailing spacing, its last step
+        landing on the clean sample)."""
+        if sampler == "ddim":
+            return self.ddim()
+        if sampler != "unipc":
+            raise ValueError(f"unknown motion sampler {sampler!r}: one of {', '.join(MOTION_SAMPLERS)}")
+        from diffusers import UniPCMultistepScheduler
+
+        return UniPCMultistepScheduler(num_train_timesteps=self.train_timesteps, beta_schedule=self.beta_schedule,
+                                       prediction_type="v_prediction", timestep_spacing="trailing",
+                                       final_sigmas_type="zero")
+
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal embedding (B, dim) of diffusion timesteps (B,)."""
@@ -586,9 +601,13 @@ def train_motion_model(tracks: Tracks, config: MotionModelConfig, settings: Trai
 PAPER_G_MIN, PAPER_G_MAX = 7.0, 11.0
 
 
+#: The motion model's samplers (``generator.motion_sampler``; :meth:`MotionModelConfig.sampling_scheduler`).
+MOTION_SAMPLERS = ("ddim", "unipc")
+
+
 @dataclass(frozen=True)
 class MotionGuidance:
-    """Classifier-free guidance bounds of the motion model: eq. 12's f(m; a, b) between g_min and g_max.
+    """How the motion model is sampled: eq. 12's f(m; a, b) between g_min and g_max, and the sampler.
 
     In classifier-free terms g = 0 is the unconditional model, 1 the conditional model, above 1 the
     conditional direction amplified. The paper's floor g_min = 7 keeps every frame strongly conditioned on
@@ -600,11 +619,17 @@ class MotionGuidance:
 
     i.e. ``g_min = 1`` is the paper's 7 and ``g_max`` the paper's 11. A floor below 1 would let an action
     fade a frame towards the unconditional motion (an expression switched off), so it is refused.
+
+    ``sampler`` (:data:`MOTION_SAMPLERS`): ``ddim`` (the default; TI2V-Zero samples ModelScope with DDIM) or
+    ``unipc``. With the same T (denoiser calls) UniPC keeps more of the real motions' amplitude: a
+    deterministic few-step sampler lands near the mean of the motions a prompt allows, which moves less than
+    any one real clip (``python -m benchmarks.motion_sampler``; docs/generators.md has the figures).
     """
 
     g_min: float = 1.0
     g_max: float = 3.0
     form: str = "paper"
+    sampler: str = "ddim"
 
     def __post_init__(self) -> None:
         if self.g_min < 1.0:
@@ -612,6 +637,8 @@ class MotionGuidance:
                              f"an action could then produce the unconditional motion")
         if self.g_max < self.g_min:
             raise ValueError(f"motion guidance g_max={self.g_max} is below g_min={self.g_min}")
+        if self.sampler not in MOTION_SAMPLERS:
+            raise ValueError(f"unknown motion sampler {self.sampler!r}: one of {', '.join(MOTION_SAMPLERS)}")
 
 
 @torch.no_grad()
@@ -633,7 +660,7 @@ def sample_motion(model: MotionModel, condition: np.ndarray, steps: int, a: floa
     config = model.config
     frames = config.n_frames
     generator = torch.Generator().manual_seed(int(seed))
-    scheduler = model.config.ddim()
+    scheduler = model.config.sampling_scheduler(guidance.sampler)
     scheduler.set_timesteps(int(steps))
     scale = guidance_curve(np.arange(1, frames + 1), frames, a, b, guidance.g_min, guidance.g_max, guidance.form)
     g = torch.tensor(scale, dtype=torch.float32).reshape(1, frames, 1, 1)
@@ -650,12 +677,13 @@ def sample_motion(model: MotionModel, condition: np.ndarray, steps: int, a: floa
         v_cond, v_uncond = velocity.chunk(2)
         step = scheduler.step(v_uncond + g * (v_cond - v_uncond), t, sample)
         sample = step.prev_sample
-    # The last step's clean estimate: with T not dividing 1000, the trailing grid's last step lands on
-    # t = 0 (alpha_bar < 1, a trace of noise left), not on the clean sample.
-    sample = step.pred_original_sample
+    # DDIM: the last step's clean estimate (with T not dividing 1000, the trailing grid's last step lands on
+    # t = 0, alpha_bar < 1, a trace of noise left). UniPC's last step ends on sigma 0, the clean sample.
+    clean = getattr(step, "pred_original_sample", None)
+    sample = clean if clean is not None else step.prev_sample
     sample[:, :1] = known
     motion = sample[0].double().numpy() * config.data_scale
-    record = {"steps_run": len(scheduler.timesteps), "denoiser_calls": calls,
+    record = {"steps_run": len(scheduler.timesteps), "denoiser_calls": calls, "sampler": guidance.sampler,
               "guidance": [round(float(v), 4) for v in scale]}
     return motion, record
 
