@@ -182,7 +182,11 @@ def in_group(item: pytest.Item, group: str) -> None:
 #: other worker runs the unit tests while the pristine project is built instead of waiting for it.
 FIRST = {"reproduced": 0, "tests/test_bad_input.py": 1}
 #: The longest tests on copies of their own (the ablations, minutes each) go before the other such tests (4).
-LONGEST = {"test_lambda_ablation_reuses_the_reward_table", "test_repro_then_nothing_to_do_then_only_what_changed"}
+LONGEST = {"test_lambda_ablation_reuses_the_reward_table"}
+#: Tests that change the worker's ``reproduced`` copy without restoring it: the last of its group (0.5), so that
+#: the longest of them starts as soon as the pristine project is built, on the worker that built it (xdist
+#: hands a worker the next group only when it is nearly done with its own, and the unit tests come first).
+LAST_ON_REPRODUCED = {"test_repro_then_nothing_to_do_then_only_what_the_prompts_feed"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -209,6 +213,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             group, order[item] = f"fresh-{item.name}", 3 if item.name in LONGEST else 4
         elif "reproduced" in names:
             group = "reproduced"
+            if item.name in LAST_ON_REPRODUCED:
+                order[item] = 0.5
         else:
             group = item.nodeid.split("::")[0]
         order.setdefault(item, FIRST.get(group, 2))

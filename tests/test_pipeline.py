@@ -1,7 +1,8 @@
 """The DVC pipeline end to end on a tiny demo config, in a temporary copy of the project.
 
-The tests here change the reproduced project, so each works on a copy of its own (``fresh_reproduced``, a copy
-of the session's ``pristine`` project that ``test_ard_pipeline.py`` reads too), and the two run side by side.
+The tests here change the reproduced project: the first runs last on the worker's ``reproduced`` copy, right after
+the worker built the session's ``pristine`` project, the second on a copy of its own (``fresh_reproduced``) on
+either worker.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import yaml
 
 from tests.conftest import TINY, dvc, make_project
 
-def test_repro_then_nothing_to_do_then_only_what_changed(
-        fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
-    project, _ = fresh_reproduced
+def test_repro_then_nothing_to_do_then_only_what_the_prompts_feed(
+        reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
+    """On the worker's ``reproduced`` copy, as the last test to use it (``tests/conftest.py``): it changes the
+    project and does not restore it."""
+    project, _ = reproduced
     clips = pd.read_parquet(project / "data/interim/clips.parquet")
     assert len(clips) == TINY["n_clips"]
     metrics = json.loads((project / "reports/decompose/metrics.json").read_text())
@@ -69,7 +72,7 @@ def test_repro_then_nothing_to_do_then_only_what_changed(
 
 def test_a_changed_scarce_class_list_reruns_from_decompose(
         fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
-    """A copy of its own, so that it runs beside the ablation above on the other worker."""
+    """A copy of its own, so that it runs beside the ablation above."""
     project, _ = fresh_reproduced
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["decompose"]["scarce_classes"] = ["disgust", "fear"]  # also the knowledge base's emotions
