@@ -53,6 +53,12 @@ def dvc(project: Path, *args: str) -> subprocess.CompletedProcess:
     return run(project, str(BIN / "dvc"), *args)
 
 
+def stale_stages(project: Path) -> set[str]:
+    """The stages ``dvc status`` names in ``project`` (changed dependencies, not yet re-run)."""
+    return {line[:-1] for line in dvc(project, "status").stdout.splitlines()
+            if line.endswith(":") and not line[0].isspace()}
+
+
 def tiny_params() -> dict:
     """The project's params.yaml scaled down to the tiny demo: every stage runs in seconds."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, dvc, run
+from tests.conftest import BIN, dvc, run, stale_stages
 
 @pytest.fixture
 def project(reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
@@ -168,8 +168,7 @@ def test_lambda_ablation_reuses_the_reward_table(fresh_reproduced: tuple[Path, s
     assert "Running stage 'recognize@Res18_LSTM-original'" not in result.stdout, result.stdout
     diff = dvc(project, "metrics", "diff", "--all")
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
-    stale = {line[:-1] for line in dvc(project, "status").stdout.splitlines() if line.endswith(":")
-             and not line[0].isspace()}
+    stale = stale_stages(project)
     assert stale == {"evaluate", "report"}, stale  # the new policy and generated set feed them, nothing else
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from tests.conftest import TINY, dvc, make_project
+from tests.conftest import TINY, dvc, make_project, stale_stages
 
 def test_repro_then_nothing_to_do_then_only_what_the_prompts_feed(
         reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
@@ -63,8 +63,7 @@ def test_repro_then_nothing_to_do_then_only_what_the_prompts_feed(
     ablation = dvc(project, "repro", "generate", "preview")
     ran = {line.split("'")[1] for line in ablation.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"prompts", "preview", "rewards", "policy", "generate"}, ablation.stdout
-    stale = {line[:-1] for line in dvc(project, "status").stdout.splitlines() if line.endswith(":")
-             and not line[0].isspace()}
+    stale = stale_stages(project)
     assert stale == {"oracle", "tracks@argen", "evaluate", "report"}, stale
     fixed = pd.read_parquet(project / "data/interim/prompts.parquet")
     assert fixed.prompt.str.startswith("A person with the expression of slight").all()
