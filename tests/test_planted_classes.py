@@ -28,6 +28,7 @@ from argen.emotions import EMOTIONS
 from argen.evaluate.frechet import fd_with_interval
 from argen.evaluate.results import distance_block
 from argen.extract.cache import content_keys
+from argen.experiments.evidence import pool_judged
 from argen.recognize.judge import judge_shares
 from argen.demo.oracle import oracle_counts
 from argen.recognize.summary import delta_table, oracle_shares
@@ -188,6 +189,18 @@ def test_judge_counts_hits_over_each_emotion_own_clips() -> None:
     assert judged.loc["disgust", "clips"] == 2 and judged.loc["disgust", "share"] == pytest.approx(0.75)
     assert judged.loc["happy", "hits"] == 0.0 and judged.loc["happy", "most_confused_with"] == "surprise"
     assert judged.loc["surprise", "most_confused_with"] == "happy"
+    assert judged.loc["surprise", ["as_surprise", "as_happy", "as_fear"]].tolist() == [1.5, 1.5, 0.0]
+
+
+def test_pooled_judge_names_the_confusion_summed_over_runs() -> None:
+    columns = ["model", "set", "emotion", "clips", "hits", "as_fear", "as_surprise", "as_neutral"]
+    run_1 = pd.DataFrame([["LT", "argen", "fear", 10, 4.0, 4.0, 6.0, 0.0]], columns=columns)
+    run_2 = pd.DataFrame([["LT", "argen", "fear", 10, 5.0, 5.0, 0.5, 4.5]], columns=columns)  # its own: neutral
+    pooled = pool_judged([run_1, run_2]).iloc[0]
+    assert (pooled.clips, pooled.hits, pooled.share) == (20, 9.0, pytest.approx(0.45))
+    assert pooled.most_confused_with == "surprise"  # 6.5 against neutral's 4.5
+    older = run_1.drop(columns=["as_fear", "as_surprise", "as_neutral"])  # a run from before the counts
+    assert pool_judged([older, run_2]).iloc[0].most_confused_with == ""
 
 
 def test_oracle_counts_leave_out_failed_clips() -> None:

@@ -66,7 +66,7 @@ from argen.io import staged_outputs
 from argen.markdown import markdown_table
 from argen.params import parse_params_yaml, validate_params
 from argen.paths import report_dir
-from argen.recognize.judge import judge_markdown
+from argen.recognize.judge import judge_markdown, most_confused
 from argen.recognize.summary import delta_table, markdown, recognition_tables, stage_tables
 from argen.stats import wilson_interval
 
@@ -348,15 +348,27 @@ def pooled_judge(config: dict, revisions: dict[str, str]) -> pd.DataFrame:
         if variant is not None:
             judged = judged[judged.set == "argen"].assign(set=variant)
         parts.append(judged)
-    judged = pd.concat(parts, ignore_index=True)
+    return pool_judged(parts)
+
+
+def pool_judged(runs: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-run judge tables (``judge.csv``) pooled: clips, hits and the ``as_<class>`` counts summed per model,
+    set and emotion, the share with its Wilson interval, and the most common wrong class over all runs."""
+    judged = pd.concat(runs, ignore_index=True)
     if judged.empty:
         return judged
-    pooled = judged.groupby(["model", "set", "emotion"], sort=False)[["clips", "hits"]].sum().reset_index()
+    counts = [c for c in judged.columns if c.startswith("as_")]
+    # a run from before the as_<class> counts has none: a pooled row that includes one names no confusion
+    judged = judged.assign(incomplete=judged[counts].isna().any(axis=1) if counts else True)
+    pooled = judged.groupby(["model", "set", "emotion"], sort=False)[["clips", "hits", *counts, "incomplete"]].sum()
+    pooled = pooled.reset_index()
     pooled["share"] = pooled.hits / pooled.clips
     intervals = [wilson_interval(int(round(h)), int(n)) for h, n in zip(pooled.hits, pooled.clips)]
     pooled["low"], pooled["high"] = [i[0] for i in intervals], [i[1] for i in intervals]
-    pooled["most_confused_with"] = ""
-    return pooled
+    pooled["most_confused_with"] = ["" if incomplete else most_confused(dict(zip(counts, row)), emotion)
+                                    for row, emotion, incomplete in zip(pooled[counts].to_numpy(), pooled.emotion,
+                                                                        pooled.incomplete)]
+    return pooled.drop(columns="incomplete")
 
 
 POLICY_RULES = ("learned", "best_fixed", "random", "fixed_T20", "oracle")  # reports/policy/metrics.json's heldout

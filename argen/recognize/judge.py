@@ -47,7 +47,9 @@ def judge_shares(labels: np.ndarray, predictions: np.ndarray, classes: list[str]
 
     Returns:
         One row per emotion with clips (its clips only), hits (averaged over seeds), share, low, high (the
-        Wilson interval on the rounded hits) and the most common wrong prediction.
+        Wilson interval on the rounded hits), the most common wrong prediction and, per class c, ``as_<c>``:
+        how many of the emotion's clips were predicted as c (averaged over seeds), so that runs can be
+        pooled (:func:`most_confused`).
     """
     labels, predictions = np.asarray(labels, int), np.asarray(predictions, int)
     rows = []
@@ -56,10 +58,20 @@ def judge_shares(labels: np.ndarray, predictions: np.ndarray, classes: list[str]
         n = int(mine.sum())
         hits = float(np.mean([(p[mine] == index).sum() for p in predictions]))
         low, high = wilson_interval(int(round(hits)), n)
-        wrong = predictions[:, mine][predictions[:, mine] != index]
-        rows.append({"emotion": classes[index], "clips": n, "hits": hits, "share": hits / n, "low": low,
-                     "high": high, "most_confused_with": classes[np.bincount(wrong).argmax()] if wrong.size else ""})
-    return pd.DataFrame(rows, columns=["emotion", "clips", "hits", "share", "low", "high", "most_confused_with"])
+        counts = {f"as_{name}": float(np.mean([(p[mine] == c).sum() for p in predictions]))
+                  for c, name in enumerate(classes)}
+        row = {"emotion": classes[index], "clips": n, "hits": hits, "share": hits / n, "low": low, "high": high}
+        rows.append({**row, "most_confused_with": most_confused(counts, classes[index]), **counts})
+    return pd.DataFrame(rows, columns=["emotion", "clips", "hits", "share", "low", "high", "most_confused_with",
+                                       *(f"as_{name}" for name in classes)])
+
+
+def most_confused(counts: dict[str, float], emotion: str) -> str:
+    """The wrong class predicted most often, from ``as_<class>`` counts (``""`` when none is wrong; the first
+    class in order on a tie)."""
+    wrong = {key[3:]: value for key, value in counts.items() if key.startswith("as_") and key[3:] != emotion}
+    best = max(wrong.values(), default=0.0)
+    return next(name for name, value in wrong.items() if value == best) if best > 0 else ""
 
 
 def judge_markdown(judged: pd.DataFrame) -> str:
