@@ -25,12 +25,11 @@ import torch
 
 from argen.asi.kb import prompt_aus_from_line
 from argen.asi.prompts import FIXED_PROMPT
-from argen.extract import FRAME_COLUMNS
 from argen.generators.motion import (MOTION_SAMPLERS, MotionGuidance, MotionModel, minilm_encoder, motion_condition,
-                                     sample_motion, training_tracks)
+                                     sample_motion, load_training_tracks)
 from argen.io import read_table
 from argen.params import load_params
-from argen.paths import AU_CLIPS, FRAMES, PROMPTS
+from argen.paths import PROMPTS
 
 
 def amplitude(motions: np.ndarray) -> np.ndarray:
@@ -45,12 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params()
-    cfg = params.motion_model
-    clips = read_table(AU_CLIPS, ["clip_id", "label", "split"], "extract_aus")
-    training = clips[clips.split == "train"]
-    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
-    tracks = training_tracks(frames[frames.clip_id.isin(training.clip_id)], dict(zip(training.clip_id, training.label)),
-                             cfg.n_frames, cfg.min_frames, cfg.cond_min, cfg.cond_max_aus, cfg.mirror)
+    tracks, _ = load_training_tracks(params.motion_model)
     labels = np.asarray(tracks.labels)
     real = amplitude(tracks.motions)
     model = MotionModel.load(params.generator.motion_path)

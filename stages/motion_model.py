@@ -17,11 +17,10 @@ import numpy as np
 
 from argen.generators.motion_check import CHECK_ACTION, check_report, check_summary, training_summary
 from argen.generators.motion import MotionGuidance, MotionModelConfig, TrainingSettings, emotion_check, \
-    kb_conditions, require_tracks, train_motion_model, training_tracks, with_kb_conditions
-from argen.extract import FRAME_COLUMNS
+    kb_conditions, load_training_tracks, require_tracks, train_motion_model, with_kb_conditions
 from argen.io import read_parquet_metadata, read_table, staged_outputs
 from argen.params import Params
-from argen.paths import AU_CLIPS as PROCESSED, FRAMES, KB, MOTION_MODEL as MODEL, MOTION_SKIPPED as SKIPPED, report_dir
+from argen.paths import FRAMES, KB, MOTION_MODEL as MODEL, MOTION_SKIPPED as SKIPPED, report_dir
 from argen.stage import CurveLogger, live_logger, run_stage
 
 REPORTS = report_dir("motion_model")
@@ -34,16 +33,10 @@ log = logging.getLogger("argen.stages.motion_model")
 
 def main(params: Params) -> None:
     cfg = params.motion_model
-    processed = read_table(PROCESSED, ["clip_id", "label", "split"], "extract_aus")
-    training = processed[processed.split == "train"]
-    frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
-    frames = frames[frames.clip_id.isin(training.clip_id)]
-    labels = dict(zip(training.clip_id, training.label))
-    tracks = training_tracks(frames, labels, cfg.n_frames, cfg.min_frames, cfg.cond_min, cfg.cond_max_aus,
-                             cfg.mirror)
+    tracks, n_training = load_training_tracks(cfg)
     n_tracks = len(tracks.clip_ids)
     log.info("%d training clips: %d tracks (%d time-reversed), %d clips skipped, %d rows without a face left out",
-             len(training), n_tracks, int(tracks.reversed.sum()), len(tracks.skipped), tracks.rows_without_face)
+             n_training, n_tracks, int(tracks.reversed.sum()), len(tracks.skipped), tracks.rows_without_face)
     require_tracks(tracks, cfg.min_tracks, FRAMES)
     kb = read_table(KB, ["emotion", "description"], "au_kb")
     if cfg.kb_conditions:

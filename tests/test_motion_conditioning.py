@@ -57,9 +57,12 @@ def test_a_floor_below_the_conditional_model_is_refused() -> None:
         MotionGuidance(g_min=0.0, g_max=3.0)
     with pytest.raises(ValidationError, match="motion_g_min"):
         GeneratorParams(motion_g_min=0.5)
-    # the docstring's mapping: the paper's (7, 11) onto (1, g_max); the floor is the conditional model
-    g = guidance_curve(np.arange(1, 17), 16, 2.0, 2.0, GeneratorParams().motion_g_min, GeneratorParams().motion_g_max)
-    assert g.min() == pytest.approx(1.0) and g.max() <= GeneratorParams().motion_g_max
+    # the docstring's mapping: the paper's (7, 11) onto (3, 5), the floor above the conditional model, as the paper's
+    defaults = GeneratorParams()
+    bounds = (defaults.motion_g_min, defaults.motion_g_max)
+    assert bounds == (MotionGuidance().g_min, MotionGuidance().g_max) == (3.0, 5.0)
+    g = guidance_curve(np.arange(1, 17), 16, 2.0, 2.0, defaults.motion_g_min, defaults.motion_g_max)
+    assert g.min() == pytest.approx(3.0) and g.max() <= defaults.motion_g_max
 
 
 # --- The text condition ------------------------------------------------------------------------------------
