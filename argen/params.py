@@ -275,8 +275,9 @@ class MotionModelParams(_Section):
     ``steps``, ``batch_size``, ``lr``, ``cond_dropout``: classifier-free training. ``text_au_dropout``,
     ``au_dropout``: shares of training examples whose text loses its AU phrases, whose AU vector is zeroed
     (so that prompts without AU codes still carry their emotion; :class:`argen.generators.motion.TrainingSettings`).
-    0.8 each: then 64 % of the examples carry the emotion's words alone, and the fixed prompt's motion is its
-    emotion's (the stage's check: fear's r 0.64 -> 0.89 on the 3000-clip demo, closest to fear, not neutral).
+    0.8 each: then 64 % of the examples carry the emotion's words alone, and the fixed prompt's motion is more
+    its emotion's (the stage's check on the 3000-clip demo at guidance (3, 5), 0.4 -> 0.8: fear's r 0.84 -> 0.89,
+    sad's 0.48 -> 0.60; docs/generators.md).
     ``class_balance``: how often each emotion's tracks are drawn, proportional to n_e^-class_balance (0: in
     proportion to the data, 1: every emotion equally often; the scarce emotions are the ones generated).
     ``kb_conditions``: also train every track of a knowledge-base emotion once more with the condition of one

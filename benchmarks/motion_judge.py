@@ -2,7 +2,7 @@
 
 Run after ``make repro`` (or ``dvc repro recognition``): it reads ``models/motion``, the identity frames'
 landmarks, the training tracks, the run's ASI prompts and the geometry recogniser trained on the original
-split (``models/recognize/<model>-original``, the first geometry model of ``recognize.models``):
+split (``models/recognize/<model>-original``, the first of ``recognize.models`` whose run is a geometry model):
 
     python -m benchmarks.motion_judge [--guidance 1,3 3,5] [--action 5 2 3] [--samples 40]
 
@@ -70,10 +70,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params()
-    model_name = next((m for m in params.recognize.models if m.startswith("Landmark")), None)
+    runs = {name: load_run(RECOGNIZE_MODELS / f"{name}-original") for name in params.recognize.models}
+    model_name = next((name for name, run in runs.items() if run[0]["kind"] == "geometry"), None)
     if model_name is None:
         raise SystemExit("recognize.models has no geometry recogniser (Landmark_Transformer): nothing to judge with")
-    recogniser = load_run(RECOGNIZE_MODELS / f"{model_name}-original")
+    recogniser = runs[model_name]
     identities = landmarks_of(read_table(IDENTITIES, [f"{axis}_{j}" for axis in "xy" for j in range(68)], "identities"))
     ex = params.extract_aus
     if ex.backend != "landmarks":
