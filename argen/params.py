@@ -227,6 +227,9 @@ class AUKnowledgeBaseParams(_Section):
     active_threshold: float = Field(1.5, gt=0.0, le=5.0)
     min_support: float = Field(0.2, gt=0.0, le=1.0)
     max_data_entries: int = Field(6, ge=0, le=100)
+    #: Leave out entries whose AUs the training clips of another emotion show more often (false: the paper's
+    #: plain union of literature and data).
+    data_check: bool = True
 
 
 class ASIParams(_Section):

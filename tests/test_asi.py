@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from argen.asi.facs import load_facs
-from argen.asi.kb import build_knowledge_base, describe, frequent_combinations, modifier
+from argen.asi.kb import activation_rates, build_knowledge_base, check_against_data, describe, frequent_combinations, \
+    modifier
 from argen.asi.prompts import FIXED_PROMPT, PromptRequest, TemplateComposer, build_requests, fixed_prompts, \
     generate_prompts, hallucination_metrics
 from argen.asi.retrieval import retrieve
@@ -62,6 +63,44 @@ def test_knowledge_base_merges_literature_and_data() -> None:
     assert observed.aus.map(list).tolist() == [[9, 10]], "AU45 (blink) never enters a combination"
     assert kb.entry_id.is_unique and kb.description.str.contains(r"\(AU\d\d\)").all()
     assert activation.set_index(["emotion", "au"]).loc[("disgust", 9), "rate"] == 1.0
+
+
+def test_activation_rates_are_per_emotion_shares_of_active_apexes() -> None:
+    apex = apex_table([("a", {1: 4.0}), ("b", {1: 1.0}), ("c", {1: 2.0, 12: 3.0}), ("d", {})])
+    labels = pd.Series({"a": "surprise", "b": "surprise", "c": "happy", "d": "happy", "e": "neutral"})
+    rates = activation_rates(apex, labels, active_threshold=1.5)
+    assert rates.loc["surprise", 1] == 0.5 and rates.loc["happy", 1] == 0.5 and rates.loc["happy", 12] == 0.5
+    assert 45 not in rates.columns and "neutral" not in rates.index, "only emotions with an apex frame"
+
+
+def kb_entries(entries: list[tuple[str, list[int]]]) -> pd.DataFrame:
+    return pd.DataFrame([{"entry_id": f"{e}-{k:02d}", "emotion": e, "aus": aus, "intensities": [0.6] * len(aus)}
+                         for k, (e, aus) in enumerate(entries)])
+
+
+RATES = pd.DataFrame({1: [0.1, 0.6, 0.0], 2: [0.1, 0.5, 0.0], 4: [0.3, 0.0, 0.1], 20: [0.3, 0.1, 0.1],
+                      6: [0.3, 0.0, 0.6], 14: [0.4, 0.1, 0.5]}, index=["fear", "surprise", "happy"])
+
+
+def test_the_data_check_leaves_out_entries_another_emotion_shows_more() -> None:
+    kb = kb_entries([("fear", [1, 2, 4]), ("fear", [4, 20]), ("fear", [6, 14]), ("fear", [16]),
+                     ("surprise", [1, 2])])
+    kept, check = check_against_data(kb, RATES)
+    assert kept.entry_id.tolist() == ["fear-01", "fear-03", "surprise-04"]
+    rows = check.set_index("entry_id")
+    assert rows.closest_emotion.to_dict() == {"fear-00": "surprise", "fear-01": "fear", "fear-02": "happy",
+                                              "fear-03": "fear", "surprise-04": "surprise"}
+    assert rows.score_surprise["fear-00"] == pytest.approx((0.6 + 0.5 + 0.0) / 3, abs=1e-4), "mean over the entry's AUs"
+    assert rows.reason["fear-03"].startswith("cites no AU the extraction measures")
+    all_kept, same = check_against_data(kb, RATES, drop=False)
+    assert len(all_kept) == len(kb) and same.passes.tolist() == check.passes.tolist() and same.kept.all()
+
+
+def test_the_data_check_keeps_the_least_contradicted_entry_of_an_emotion() -> None:
+    kb = kb_entries([("fear", [1, 2]), ("fear", [6, 14]), ("surprise", [1])])
+    kept, check = check_against_data(kb, RATES)
+    assert kept.entry_id.tolist() == ["fear-01", "surprise-02"], "[6, 14] trails happy by 0.2, [1, 2] by 0.45"
+    assert "kept: no entry of fear passed" in check.set_index("entry_id").reason["fear-01"]
 
 
 def test_uniform_retrieval_is_seeded_and_semantic_prefers_the_prototype() -> None:
