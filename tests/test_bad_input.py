@@ -542,6 +542,26 @@ def test_knowledge_clip_without_a_face_is_recorded(project: Project) -> None:
     assert project.skipped("au_kb") == {clip: "no face found in any frame by extract_aus, so no apex frame"}
 
 
+def test_au_kb_leaves_out_entries_the_training_clips_contradict(project: Project) -> None:
+    """The stage checks entries on the training clips of every emotion and writes only those that pass."""
+    processed = project.table("data/interim/aus_clips.parquet")
+    labels = processed.set_index("clip_id").label
+    rows = project.table("data/interim/aus.parquet")
+    emotion = labels.reindex(rows.clip_id).to_numpy()
+    for au in ("AU01_r", "AU02_r", "AU05_r"):  # brows and lids raised in every surprise clip, never in fear
+        rows[au] = np.where(emotion == "surprise", 5.0, np.where(emotion == "fear", 0.0, rows[au]))
+    project.write_table("data/interim/aus.parquet", rows)
+    assert project.run("au_kb").code == 0
+    kb = project.table("data/interim/au_kb.parquet")
+    check = pd.read_csv(project.path / "reports/au_kb/data_check.csv").set_index("entry_id")
+    assert {f"score_{e}" for e in labels.unique()} <= set(check.columns), "scored on every emotion's clips"
+    assert check.closest_emotion["fear-00"] == "surprise" and not check.kept["fear-00"]
+    assert set(kb.entry_id) == set(check.index[check.kept]) and (kb.emotion == "fear").any()
+    project.params(au_kb={"data_check": False})
+    assert project.run("au_kb").code == 0
+    assert set(project.table("data/interim/au_kb.parquet").entry_id) == set(check.index)
+
+
 def test_prompts_without_identities(project: Project) -> None:
     project.write_table("data/interim/identities.parquet", project.table("data/interim/identities.parquet").head(0))
     failed(project.run("prompts"), "data/interim/identities.parquet holds no identity")
