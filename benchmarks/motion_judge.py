@@ -4,14 +4,17 @@ Run after ``make repro`` (or ``dvc repro recognition``): it reads ``models/motio
 landmarks, the training tracks, the run's ASI prompts and the geometry recogniser trained on the original
 split (``models/recognize/<model>-original``, the first of ``recognize.models`` whose run is a geometry model):
 
-    python -m benchmarks.motion_judge [--guidance 1,3 3,5] [--action 5 2 3] [--samples 40]
+    python -m benchmarks.motion_judge [--guidance 1,3 3,5] [--action 5 2 3] [--samples 40] [--kb-entries]
 
 Motions are sampled for every scarce emotion from its ASI prompts (in turn) and from its fixed prompt (the
 "w/o ASI" ablation's, no AU codes), once per guidance range ``g_min,g_max``, and added to the identity
-frames' landmarks (in turn), as the generator does; the landmarks backend's AU estimator reads them
-(``extract_aus`` params) and the recogniser labels the clips. The same is done with real training tracks of
-the emotion on the same identities: the share a perfect generator would get. Printed: the share of clips
-labelled with their target emotion (averaged over the recogniser's seeds) and the most common labels.
+frames' landmarks (in turn), as the generator does. With ``--kb-entries`` also from each entry of the AU
+knowledge base alone, as ``Expression: <emotion>; <its AU phrases>.`` with its AU vector: which entries make
+their emotion (after ``dvc exp run -S au_kb.data_check=false`` it judges the entries the check leaves out
+too). The landmarks backend's AU estimator reads the clips (``extract_aus`` params) and the recogniser
+labels them. The same is done with real training tracks of the emotion on the same identities: the share a
+perfect generator would get. Printed: the share of clips labelled with their target emotion (averaged over
+the recogniser's seeds) and the most common labels.
 
 This skips the warp, the video and the landmark detector of the ``tracks`` stage, so it measures the motion
 alone, in seconds instead of a pipeline run. On the 3000-clip demo's fold 1 the real fear tracks score 62 %
@@ -29,13 +32,14 @@ import torch
 
 from argen.asi.kb import prompt_aus_from_line
 from argen.asi.prompts import FIXED_PROMPT
+from argen.asi.verify import strip_au_tags
 from argen.extract import landmarks_of
 from argen.extract.landmarks import MEASURE_COLUMNS, LandmarkAUBackend, geometric_measures, smooth_landmarks
 from argen.generators.motion import (MotionGuidance, MotionModel, load_training_tracks, minilm_encoder,
                                      motion_condition, motion_to_pixels, sample_motion)
 from argen.io import read_table
 from argen.params import load_params
-from argen.paths import IDENTITIES, PROMPTS, RECOGNIZE_MODELS
+from argen.paths import IDENTITIES, KB, PROMPTS, RECOGNIZE_MODELS
 from argen.recognize.run import load_run
 from argen.recognize.train import load_geometry_data, predict
 
@@ -67,6 +71,7 @@ def main() -> None:
     parser.add_argument("--guidance", nargs="+", default=["1,3", "3,5"], help="g_min,g_max ranges to compare")
     parser.add_argument("--action", type=float, nargs=3, default=[5, 2.0, 3.0], metavar=("T", "A", "B"))
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--kb-entries", action="store_true", help="also judge each knowledge-base entry alone")
     args = parser.parse_args()
     torch.set_num_threads(1)
     params = load_params()
@@ -84,6 +89,7 @@ def main() -> None:
     tracks, _ = load_training_tracks(params.motion_model)
     labels = np.asarray(tracks.labels)
     prompts = read_table(PROMPTS, ["emotion", "prompt", "raw_final"], "prompts")
+    kb = read_table(KB, ["entry_id", "emotion", "aus", "intensities", "description"], "au_kb")
     model = MotionModel.load(params.generator.motion_path)
     steps, a, b = int(args.action[0]), args.action[1], args.action[2]
     rng = np.random.default_rng(0)
@@ -95,6 +101,11 @@ def main() -> None:
         conditions = {"ASI prompts": [motion_condition(r.prompt, prompt_aus_from_line(r.raw_final), minilm_encoder)[0]
                                       for r in rows.itertuples()],
                       "fixed prompt": [motion_condition(FIXED_PROMPT.format(emotion=emotion), {}, minilm_encoder)[0]]}
+        for entry in kb[kb.emotion == emotion].itertuples() if args.kb_entries else []:
+            text = strip_au_tags(f"Expression: {emotion}; {entry.description}.")
+            aus = " ".join(str(au) for au in entry.aus)
+            conditions[f"{entry.entry_id} ({aus})"] = [
+                motion_condition(text, dict(zip(entry.aus, entry.intensities)), minilm_encoder)[0]]
         for kind, conds in conditions.items():
             for bounds in args.guidance:
                 g_min, g_max = map(float, bounds.split(","))
@@ -102,7 +113,7 @@ def main() -> None:
                 motions = np.stack([sample_motion(model, conds[k % len(conds)], steps, a, b, guidance, k)[0]
                                     for k in range(args.samples)])
                 share = judge(motions, identities, emotion, backend, recogniser)
-                print(f"  {kind + ',':13s} g in [{g_min}, {g_max}]: {share}")
+                print(f"  {kind + ',':24s} g in [{g_min}, {g_max}]: {share}")
 
 
 if __name__ == "__main__":
