@@ -29,13 +29,13 @@ def main(params: Params) -> None:
     processed = read_table(PROCESSED, ["clip_id", "label", "split", "purposes"], "extract_aus")
     knowledge = processed[processed.purposes.map(lambda p: "knowledge" in p)]
     frames = read_table(FRAMES, FRAME_COLUMNS, "extract_aus")
-    apex = apex_frames(frames[frames.clip_id.isin(knowledge.clip_id)])
+    training = processed[processed.split == "train"]
+    training_apex = apex_frames(frames[frames.clip_id.isin(training.clip_id)])
+    apex = training_apex[training_apex.clip_id.isin(knowledge.clip_id)].reset_index(drop=True)
     skipped = unusable_clips(knowledge, apex, scarce)
     full_kb, activation = build_knowledge_base(apex, knowledge.set_index("clip_id").label, scarce, load_facs(),
                                           cfg.active_threshold, cfg.min_support, cfg.max_data_entries)
-    training = processed[processed.split == "train"]
-    rates = activation_rates(apex_frames(frames[frames.clip_id.isin(training.clip_id)]),
-                             training.set_index("clip_id").label, cfg.active_threshold)
+    rates = activation_rates(training_apex, training.set_index("clip_id").label, cfg.active_threshold)
     kb, check = check_against_data(full_kb, rates, drop=cfg.data_check)
     meta = provenance("au_kb", params, "au_kb", scarce=" ".join(scarce),
                       au_backend=read_parquet_metadata(FRAMES).get("backend", ""))

@@ -235,7 +235,7 @@ def check_against_data(kb: pd.DataFrame, rates: pd.DataFrame, drop: bool = True)
             best = scores.max()
             closest = entry.emotion if scores[entry.emotion] >= best else str(scores.idxmax())
             reason = "" if closest == entry.emotion else f"its AUs are more often active in {closest} clips"
-        lead = scores.get(entry.emotion, np.nan) - scores.drop(entry.emotion, errors="ignore").max() if measured else np.nan
+        lead = scores.get(entry.emotion, np.nan) - scores.drop(entry.emotion, errors="ignore").max()  # NaN: unchecked
         rows.append({"entry_id": entry.entry_id, "emotion": entry.emotion, "aus": " ".join(map(str, entry.aus)),
                      "closest_emotion": closest, "passes": closest == entry.emotion,
                      "kept": closest == entry.emotion or not drop, "reason": reason, "lead": lead,
