@@ -7,11 +7,21 @@ table7`` keeps the paper's share of the scarce training clips (483 / 2520 = 19.2
 split's clips of those three emotions. Only the training split's labels are read, never a test clip. The
 ``generate`` stage draws that many generated clips, and the ``oversample`` recognition set repeats that
 many real training clips.
+
+What the generated set holds per emotion (its clips whose status is ok, :func:`generated_counts`) is written
+by ``generate`` to ``data/generated/counts.json``; the ``oracle`` stage renders as many and depends on that
+file alone, so a change to the generated clips that keeps their counts (another policy, reward or prompt
+mode) does not re-render the oracle.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
+
+from argen.errors import InputError
 
 #: The paper's table 7: clips ARGen adds to a DFEW fold's training split ("add_all"), and that split's clips of
 #: the same emotions.
@@ -40,3 +50,28 @@ def resolve_per_class(per_class: dict[str, int] | str, clips: pd.DataFrame, fact
     if per_class != "table7":
         return dict(per_class)
     return table7_counts(clips.label[clips.split == "train"], factor)
+
+
+def generated_counts(index: pd.DataFrame) -> dict[str, int]:
+    """Clips per emotion a generated set holds: the rows of its index whose status is ok, emotions sorted."""
+    ok = index[index.status.str.startswith("ok")]
+    return {emotion: int(n) for emotion, n in ok.emotion.value_counts().sort_index().items()}
+
+
+def read_generated_counts(path: Path) -> dict[str, int]:
+    """The counts ``generate`` wrote to ``path`` (:func:`generated_counts`).
+
+    Raises:
+        InputError: the file is missing, is not JSON, or is not an object of emotion -> whole number >= 0.
+    """
+    if not path.is_file():
+        raise InputError(f"{path} not found: run the generate stage first (dvc repro generate)")
+    try:
+        counts = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path} is not JSON ({err}): run `dvc repro generate` again") from None
+    if not isinstance(counts, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0 for k, v in counts.items()):
+        raise InputError(f"{path}: expected {{emotion: clips}} with whole numbers >= 0, got {counts!r:.200}: "
+                         "run `dvc repro generate` again")
+    return counts

@@ -27,6 +27,7 @@ REWARDS = Path("data/interim/rewards.parquet")
 REWARD_PAIRS = Path("data/interim/reward_pairs.parquet")
 GENERATED = Path("data/generated")
 GENERATED_INDEX = GENERATED / "index.parquet"
+GENERATED_COUNTS = GENERATED / "counts.json"
 ORACLE = Path("data/oracle")
 TRACKS = Path("data/interim/tracks")
 EVALUATE = Path("data/evaluate")

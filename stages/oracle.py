@@ -1,7 +1,7 @@
 """Stage ``oracle``: the recognition study's ceiling, extra scarce clips from the demo's own renderer.
 
-Reads ``seed``, ``demo``, ``data.source`` and ``data/generated/index.parquet`` (how many clips per emotion
-the ``argen`` variant adds). Writes ``data/oracle/<clip_id>/1.jpg...`` and ``data/oracle/index.parquet``
+Reads ``seed``, ``demo``, ``data.source`` and ``data/generated/counts.json`` (how many clips per emotion
+the ``argen`` variant adds; only the counts, so a generated set with the same counts does not re-run it). Writes ``data/oracle/<clip_id>/1.jpg...`` and ``data/oracle/index.parquet``
 (the clip table's columns), one new subject per clip (see :mod:`argen.demo.oracle`). On a real dataset
 there is no data-generating process to draw from: the stage writes an empty set and says so, and a
 ``recognize`` variant ``oracle`` then stops with that message.
@@ -9,10 +9,11 @@ there is no data-generating process to draw from: the stage writes an empty set 
 
 import logging
 
-from argen.demo.oracle import oracle_counts, render_oracle_set
-from argen.io import read_table, staged_outputs, write_parquet
+from argen.counts import read_generated_counts
+from argen.demo.oracle import render_oracle_set
+from argen.io import staged_outputs, write_parquet
 from argen.params import Params
-from argen.paths import GENERATED_INDEX as GENERATED, ORACLE as OUT
+from argen.paths import GENERATED_COUNTS, ORACLE as OUT
 from argen.stage import provenance, run_stage
 
 
@@ -20,8 +21,7 @@ log = logging.getLogger("argen.stages.oracle")
 
 
 def main(params: Params) -> None:
-    generated = read_table(GENERATED, ["emotion", "status"], "generate")
-    counts = oracle_counts(generated) if params.data.source == "demo" else {}
+    counts = read_generated_counts(GENERATED_COUNTS) if params.data.source == "demo" else {}
     with staged_outputs() as out:
         folder = out.path(OUT)
         folder.mkdir(parents=True)

@@ -54,6 +54,9 @@ def test_total_reward_is_eq_18_plus_the_optional_terms() -> None:
     np.testing.assert_allclose(total, [0.75 + 3 * 2.3, 0 + 3 * 1.3])
     total, _ = total_reward(table, lam=1.0, weight_fidelity=2.0)  # + 2 (R_A + R_C) / 2
     np.testing.assert_allclose(total, [0.75 + 2.3 + 0.6, 1.3 + 1.6])
+    no_aus = table.assign(R_A=[np.nan, 1.0])  # v1's prompt names no AU: R_X = R_C
+    total, _ = total_reward(no_aus, lam=1.0, weight_fidelity=2.0)
+    np.testing.assert_allclose(total, [0.75 + 2.3 + 2 * 0.2, 1.3 + 1.6])
     total, unrated = total_reward(table, lam=0.0, weight_human=1.0, ratings=pd.Series({"v1": 0.9}))
     np.testing.assert_allclose(total, [0.75 + 0.9, 0.0 + 0.9])  # unrated: the mean rating
     assert unrated == 1
@@ -88,6 +91,10 @@ def test_comparison_on_a_hand_made_table() -> None:
     assert result.loc["fixed_T20", "reward"] == pytest.approx((fixed + 2 * (11 - fixed)) / 2)
     assert result.loc["learned", "model_calls"] == pytest.approx((20 + 5) / 2)
     assert result.loc["learned", "R_S"] == pytest.approx(0.165)
+    cubes["R_A"] = cubes["R_A"].copy()
+    cubes["R_A"][1] = np.nan  # pair 1's prompt names no AU: R_A is the mean over pair 0 alone
+    no_aus = compare_policies(cubes, learned=np.array([11, 0]), best_fixed=3, fixed=(20, 2.0, 2.0))
+    assert no_aus.loc["learned", "R_A"] == pytest.approx(0.11) and no_aus.loc["random", "R_A"] == pytest.approx(0.055)
     diff = paired_difference(cubes, np.array([11, 0]), 3)
     assert diff["mean"] == pytest.approx(16.5 - 9.5) and diff["pairs"] == 2
     assert best_fixed_action(total) in range(12)

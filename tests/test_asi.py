@@ -12,6 +12,7 @@ from argen.asi.kb import activation_rates, build_knowledge_base, check_against_d
 from argen.asi.prompts import FIXED_PROMPT, PromptRequest, TemplateComposer, build_requests, fixed_prompts, \
     generate_prompts, hallucination_metrics
 from argen.asi.retrieval import retrieve
+from argen.asi.template import identity_cues
 from argen.asi.verify import cited_aus, drop_aus, strip_au_tags, verify
 from argen.aus import INTENSITY_COLUMNS
 from tests.conftest import demo_landmarks
@@ -96,11 +97,11 @@ def test_the_data_check_leaves_out_entries_another_emotion_shows_more() -> None:
     assert len(all_kept) == len(kb) and same.passes.tolist() == check.passes.tolist() and same.kept.all()
 
 
-def test_the_data_check_keeps_the_least_contradicted_entry_of_an_emotion() -> None:
+def test_the_data_check_leaves_an_emotion_without_entries_when_none_passes() -> None:
     kb = kb_entries([("fear", [1, 2]), ("fear", [6, 14]), ("surprise", [1])])
     kept, check = check_against_data(kb, RATES)
-    assert kept.entry_id.tolist() == ["fear-01", "surprise-02"], "[6, 14] trails happy by 0.2, [1, 2] by 0.45"
-    assert "kept: no entry of fear passed" in check.set_index("entry_id").reason["fear-01"]
+    assert kept.entry_id.tolist() == ["surprise-02"], "no fear entry is kept: its prompts will cite no AU"
+    assert not check.set_index("entry_id").kept[["fear-00", "fear-01"]].any()
 
 
 def test_uniform_retrieval_is_seeded_and_semantic_prefers_the_prototype() -> None:
@@ -245,6 +246,25 @@ def test_regenerate_then_drop_then_fallback(fear_kb: pd.DataFrame) -> None:
     assert "(AU" not in fallback.prompt.iloc[0] and "Expression: fear" in fallback.prompt.iloc[0]
 
 
+def test_an_emotion_without_entries_gets_emotion_only_prompts(fear_kb: pd.DataFrame) -> None:
+    """disgust has no entry (the data check left every one out): its line names the emotion and no AU, the
+    composer is never asked for it, and it does not count in the hallucination figures."""
+    points = demo_landmarks(96)
+    identities = pd.DataFrame({"clip_id": ["a"]} | {f"x_{k}": [points[k, 0]] for k in range(68)}
+                              | {f"y_{k}": [points[k, 1]] for k in range(68)})
+    images = {"a": np.full((96, 96, 3), 120, np.uint8)}
+    requests = build_requests(identities, images, fear_kb, ["fear", "disgust"], "vlm_rag", 1, "uniform", 0)
+    assert requests[1].retrieved == []
+    composer = ScriptedComposer({0: [GOOD, GOOD]})
+    out = generate_prompts(requests, composer, fear_kb, FACS, "regenerate", 3).set_index("emotion")
+    assert composer.calls == [1], "only fear is composed"
+    assert out.action.to_dict() == {"fear": "accepted", "disgust": "emotion_only"}
+    assert out.raw_final["disgust"].endswith("; Expression: disgust.") and out.cited_aus["disgust"] == []
+    assert out.prompt["disgust"] == out.raw_final["disgust"] and out.tries["disgust"] == 0
+    metrics = hallucination_metrics(out.reset_index())
+    assert metrics["prompts"] == 2 and metrics["composed"] == 1 and metrics["format_failure_rate"] == 0.0
+
+
 def test_template_backend_is_deterministic_and_grounded(fear_kb: pd.DataFrame) -> None:
     points = demo_landmarks(96)
     identities = pd.DataFrame({"clip_id": ["a", "b"]}
@@ -256,6 +276,11 @@ def test_template_backend_is_deterministic_and_grounded(fear_kb: pd.DataFrame) -
                              composer, fear_kb, FACS, "regenerate", 3) for _ in range(2)]
     pd.testing.assert_frame_equal(runs[0], runs[1])
     assert not runs[0].first_hallucinated.any() and (runs[0].action == "accepted").all()
+    rag = build_requests(identities, images, fear_kb, ["fear"], "vlm_rag", 1, "uniform", 0)
+    plain = build_requests(identities, images, fear_kb, ["fear"], "vlm_only", 1, "uniform", 0)
+    assert [(r.seed, r.cues, r.retrieved, r.instruction) for r in plain] == \
+        [(r.seed, r.cues, r.retrieved, r.instruction) for r in (q.without_retrieval() for q in rag)]
+    assert rag[0].retrieved and rag[0].cues == identity_cues(images["a"], points)
     fixed = fixed_prompts(identities, ["fear", "disgust"])
     assert fixed.prompt.tolist()[:2] == [FIXED_PROMPT.format(emotion="fear"), FIXED_PROMPT.format(emotion="disgust")]
 

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from argen.counts import generated_counts
 from argen.extract.run import ClipJob, make_backend, process_clip
 from argen.params import ExtractAUsParams
 from argen.stage import run_stage
@@ -49,7 +50,8 @@ def load_stage(name: str) -> ModuleType:
 
 
 STAGES = {name: load_stage(name) for name in ("decompose", "extract_aus", "identities", "au_kb", "prompts",
-                                              "motion_model", "preview", "rewards", "policy", "generate")}
+                                              "motion_model", "preview", "rewards", "policy", "generate",
+                                              "oracle")}
 
 
 def run_in(path: Path, stage: str) -> int:
@@ -543,7 +545,8 @@ def test_knowledge_clip_without_a_face_is_recorded(project: Project) -> None:
 
 
 def test_au_kb_leaves_out_entries_the_training_clips_contradict(project: Project) -> None:
-    """The stage checks entries on the training clips of every emotion and writes only those that pass."""
+    """The stage checks entries on the training clips of every emotion and writes only those that pass; an
+    emotion left without entries gets prompts that cite no AU."""
     processed = project.table("data/interim/aus_clips.parquet")
     labels = processed.set_index("clip_id").label
     rows = project.table("data/interim/aus.parquet")
@@ -556,7 +559,14 @@ def test_au_kb_leaves_out_entries_the_training_clips_contradict(project: Project
     check = pd.read_csv(project.path / "reports/au_kb/data_check.csv").set_index("entry_id")
     assert {f"score_{e}" for e in labels.unique()} <= set(check.columns), "scored on every emotion's clips"
     assert check.closest_emotion["fear-00"] == "surprise" and not check.kept["fear-00"]
-    assert set(kb.entry_id) == set(check.index[check.kept]) and (kb.emotion == "fear").any()
+    assert set(kb.entry_id) == set(check.index[check.kept]) and not (kb.emotion == "fear").any()
+    outcome = project.run("prompts")  # fear has no entry left: its prompts name the emotion, no AU
+    assert outcome.code == 0 and "fear: no knowledge-base entry" in outcome.log, outcome.log
+    prompts = project.table("data/interim/prompts.parquet")
+    fear = prompts[prompts.emotion == "fear"]
+    assert len(fear) and (fear.action == "emotion_only").all() and not fear.cited_aus.map(len).any()
+    assert fear.prompt.str.endswith("Expression: fear.").all()
+    assert not (prompts[prompts.emotion != "fear"].action == "emotion_only").any()
     project.params(au_kb={"data_check": False})
     assert project.run("au_kb").code == 0
     assert set(project.table("data/interim/au_kb.parquet").entry_id) == set(check.index)
@@ -586,6 +596,23 @@ def test_prompts_with_an_unusable_identity_image(project: Project, damage, expec
 def test_prompts_with_an_unusable_knowledge_base(project: Project, change, expected: str) -> None:
     project.write_table("data/interim/au_kb.parquet", change(project.table("data/interim/au_kb.parquet")))
     failed(project.run("prompts"), "data/interim/au_kb.parquet", expected)
+
+
+def test_oracle_renders_the_counts_generate_wrote(project: Project) -> None:
+    """The oracle reads data/generated/counts.json alone: generate's ok clips per emotion."""
+    counts_file = project.path / "data/generated/counts.json"
+    counts = json.loads(counts_file.read_text())
+    assert counts == generated_counts(project.table("data/generated/index.parquet")) and sum(counts.values())
+    assert project.table("data/oracle/index.parquet").label.value_counts().to_dict() == counts
+    counts_file.write_text('{"fear": 1}')
+    assert project.run("oracle").code == 0
+    assert project.table("data/oracle/index.parquet").label.tolist() == ["fear"]
+    for text, expected in (('{"fear": 1', "is not JSON"), ('{"fear": -1}', "whole numbers >= 0"),
+                           ('["fear"]', "whole numbers >= 0")):
+        counts_file.write_text(text)
+        before = project.outputs()
+        failed(project.run("oracle"), "data/generated/counts.json", expected)
+        assert project.outputs() == before
 
 
 def test_motion_model_with_too_few_tracks(project: Project) -> None:

@@ -30,7 +30,7 @@ from argen.evaluate.results import distance_block
 from argen.extract.cache import content_keys
 from argen.experiments.evidence import pool_judged
 from argen.recognize.judge import judge_shares
-from argen.demo.oracle import oracle_counts
+from argen.counts import generated_counts
 from argen.recognize.summary import delta_table, oracle_shares
 
 
@@ -206,7 +206,7 @@ def test_pooled_judge_names_the_confusion_summed_over_runs() -> None:
 def test_oracle_counts_leave_out_failed_clips() -> None:
     generated = pd.DataFrame({"emotion": ["fear", "fear", "fear", "disgust", "surprise"],
                               "status": ["ok", "failed: RuntimeError: boom", "ok (still: 0.1)", "failed: x", "ok"]})
-    assert oracle_counts(generated) == {"fear": 2, "surprise": 1}
+    assert generated_counts(generated) == {"fear": 2, "surprise": 1}
 
 
 def test_oracle_share_only_where_the_oracle_gained() -> None:

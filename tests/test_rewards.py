@@ -149,13 +149,15 @@ def test_au_fidelity_by_hand() -> None:
     aus = np.stack([aus_row(AU01=0.5, AU04=1.4, AU12=1.5), aus_row(AU01=1.6, AU45=3.0), undetected])
     assert au_fidelity(aus, {1: 0.5, 4: 0.2, 45: 0.5, 99: 1.0}, threshold=1.5) == pytest.approx(0.5)
     assert au_fidelity(aus, {1: 0.5, 12: 0.5}) == 1.0
-    assert au_fidelity(aus, {}) == 0.0
+    assert au_fidelity(aus, {12: 0.5}) == pytest.approx(2 / 3)
 
 
 def test_au_fidelity_edge_cases() -> None:
-    assert au_fidelity(np.zeros((3, 17)), {}) == 1.0
-    assert au_fidelity(np.full((3, 17), np.nan), {}) == 0.0
+    """A prompt citing no AU that counts has no R_A (a still face must not score as agreeing with it)."""
+    for aus in (np.zeros((3, 17)), np.full((3, 17), np.nan), np.stack([aus_row(AU12=3.0)] * 3)):
+        assert np.isnan(au_fidelity(aus, {})) and np.isnan(au_fidelity(aus, {45: 0.5, 99: 1.0}))
     assert au_fidelity(np.full((3, 17), np.nan), {12: 0.5}) == 0.0
+    assert au_fidelity(np.zeros((3, 17)), {12: 0.5}) == 0.0
 
 
 # --- a_max --------------------------------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def test_auditor_with_landmarks_on_a_still_face(cascade: cv2.CascadeClassifier, 
     auditor = VideoAuditor(LandmarkAUBackend(neutral_bounds=False), cascade)
     result = auditor.audit(video_of(astronaut_face, 4), {}, steps=10, steps_max=20)
     assert result["au_frames_detected"] == 4
-    assert result["R_F"] == 1.0 and result["R_E"] == pytest.approx(1.0) and result["R_A"] == 1.0
+    assert result["R_F"] == 1.0 and result["R_E"] == pytest.approx(1.0) and np.isnan(result["R_A"])
 
 
 def test_auditor_with_landmarks_reads_the_smile(cascade: cv2.CascadeClassifier, astronaut_face: np.ndarray) -> None:

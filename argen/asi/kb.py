@@ -26,11 +26,14 @@ the score is the mean over the entry's AUs of the share of that emotion's clips 
 apex (``active_threshold``, as above); the entry's *closest emotion* has the highest score (a tie keeps the
 entry's own). Entries whose closest emotion is another are left out of the knowledge base (so neither
 retrieved nor accepted by the hallucination check) and listed with their scores in the stage's report. An
-emotion left without an entry keeps the one its own score leads by most (or trails by least), so every
-scarce emotion stays covered. Entries citing no AU the extraction measures (AU16, AU27 alone) cannot be
-checked and are kept. ``data_check: false`` is the paper's plain union. Measured on the 3000-clip evidence
-demo (docs/generators.md): fear's literature entries made clips judged fear in 0-22 % of cases (surprise
-otherwise), its one entry that passed the check 27-36 %.
+emotion none of whose entries passes is left without an entry: its prompts name the emotion and cite no AU
+(:mod:`argen.asi.prompts`), which the generator, conditioned on the prompt's words, still renders as the
+emotion. (Keeping its least contradicted entry instead made the 600-clip demo's fear prompts cite AU6 + AU14
++ AU20, which the training clips show in happy faces: the previews smiled.) Entries citing no AU the
+extraction measures (AU16, AU27 alone) cannot be checked and are kept. ``data_check: false`` is the paper's
+plain union. Measured on the 3000-clip evidence demo (docs/generators.md): fear's literature entries made
+clips judged fear in 0-22 % of cases (surprise otherwise), its one entry that passed the check 27-36 %, and
+fear's prompt without AU codes 36-39 %.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ import pyarrow as pa
 
 from argen.asi.facs import FacsTable
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
+from argen.errors import InputError
+from argen.io import read_parquet_metadata, read_table
 
 KB_SCHEMA = pa.schema([
     ("entry_id", pa.string()), ("emotion", pa.string()), ("aus", pa.list_(pa.int16())),
@@ -109,13 +114,16 @@ def apex_frames(frames: pd.DataFrame) -> pd.DataFrame:
     return found.loc[strength.groupby(found.clip_id, sort=False).idxmax()].reset_index(drop=True)
 
 
-def knowledge_base_problems(kb: pd.DataFrame, emotions: list[str], facs: FacsTable) -> list[str]:
+def knowledge_base_problems(kb: pd.DataFrame, emotions: list[str], facs: FacsTable,
+                            built_for: list[str] | None = None) -> list[str]:
     """Why ``kb`` cannot serve prompts about ``emotions``; empty when it can.
 
-    Checked: every emotion has an entry, every AU is in the FACS table, every entry has one intensity per AU.
+    Checked: every emotion has an entry, or the knowledge base was built for it (``built_for``, the au_kb
+    stage's scarce classes: the data check may leave an emotion without entries, and its prompts then cite
+    no AU); every AU is in the FACS table; every entry has one intensity per AU.
     """
     problems = [f"no entry for {e} (decompose.scarce_classes lists it)" for e in emotions
-                if not (kb.emotion == e).any()]
+                if not (kb.emotion == e).any() and e not in (built_for or [])]
     unknown = sorted({int(au) for aus in kb.aus for au in aus} - set(facs.aus))
     if unknown:
         problems.append(f"AU(s) {', '.join(map(str, unknown))} not in the FACS table")
@@ -123,6 +131,20 @@ def knowledge_base_problems(kb: pd.DataFrame, emotions: list[str], facs: FacsTab
     if uneven:
         problems.append(f"entries {', '.join(uneven[:5])} do not have one intensity per AU")
     return problems
+
+
+def read_knowledge_base(path: Path, emotions: list[str], facs: FacsTable) -> pd.DataFrame:
+    """The au_kb stage's knowledge base at ``path``, checked to serve prompts about ``emotions``.
+
+    Raises:
+        InputError: the file is missing or unreadable, or :func:`knowledge_base_problems` finds a problem.
+    """
+    kb = read_table(path, KB_SCHEMA.names, "au_kb")
+    built_for = read_parquet_metadata(path).get("scarce", "").split()
+    problems = knowledge_base_problems(kb, emotions, facs, built_for)
+    if problems:
+        raise InputError(f"{path}: {'; '.join(problems)} (run `dvc repro au_kb`)")
+    return kb
 
 
 def unusable_clips(knowledge: pd.DataFrame, apex: pd.DataFrame, scarce: list[str]) -> pd.DataFrame:
@@ -220,8 +242,8 @@ def check_against_data(kb: pd.DataFrame, rates: pd.DataFrame, drop: bool = True)
         drop: leave out the entries that fail (``au_kb.data_check``); false keeps every entry, checked.
 
     Returns:
-        (the kept entries, one row per entry: entry_id, emotion, aus, closest_emotion, passes, kept, reason
-        and the score of every emotion as ``score_<emotion>``).
+        (the kept entries, which may leave an emotion without any; one row per entry: entry_id, emotion, aus,
+        closest_emotion, passes, kept, reason and the score of every emotion as ``score_<emotion>``).
     """
     rows = []
     for entry in kb.itertuples():
@@ -235,19 +257,13 @@ def check_against_data(kb: pd.DataFrame, rates: pd.DataFrame, drop: bool = True)
             best = scores.max()
             closest = entry.emotion if scores[entry.emotion] >= best else str(scores.idxmax())
             reason = "" if closest == entry.emotion else f"its AUs are more often active in {closest} clips"
-        lead = scores.get(entry.emotion, np.nan) - scores.drop(entry.emotion, errors="ignore").max()  # NaN: unchecked
         rows.append({"entry_id": entry.entry_id, "emotion": entry.emotion, "aus": " ".join(map(str, entry.aus)),
                      "closest_emotion": closest, "passes": closest == entry.emotion,
-                     "kept": closest == entry.emotion or not drop, "reason": reason, "lead": lead,
+                     "kept": closest == entry.emotion or not drop, "reason": reason,
                      **{f"score_{e}": round(float(v), 4) for e, v in scores.items()}})
     check = pd.DataFrame(rows)
-    for emotion, part in check.groupby("emotion", sort=False):
-        if not part.kept.any():
-            best = part.lead.fillna(-np.inf).idxmax()
-            check.loc[best, ["kept", "reason"]] = [True, f"{check.reason[best]}; kept: no entry of {emotion} passed "
-                                                   "and this one's own score trails the closest by least"]
     kept = kb[kb.entry_id.isin(check.entry_id[check.kept])].reset_index(drop=True)
-    return kept, check.drop(columns="lead")
+    return kept, check
 
 
 def plot_au_distribution(activation: pd.DataFrame, kb: pd.DataFrame, path: Path) -> None:

@@ -12,12 +12,17 @@ emotion, fewer than two AUs, or hallucinated AUs) are handled by ``on_hallucinat
 composes them again (up to ``max_tries`` in all, new seed each time); ``drop`` removes the clauses that
 cite hallucinated AUs. What is still unusable after that is replaced by the emotion's EMFACS prototype in
 the template format, recorded as ``fallback_prototype``. X_T is the final line with AU codes removed.
+
+An emotion the knowledge base has no entry for (``au_kb.data_check`` left out every one: the training clips
+show its AUs in other emotions) gets ``Identity: <cues>; Expression: <emotion>.`` in every mode but
+``fixed``, recorded as ``emotion_only``: no AU is cited, so none can be hallucinated, and the composer is not
+asked (a VLM would cite AUs that no entry supports).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -51,6 +56,17 @@ class PromptRequest:
     retrieved_ids: list[str] = field(default_factory=list)
     retrieved: list[dict[int, float]] = field(default_factory=list)
     retrieved_descriptions: list[str] = field(default_factory=list)
+    cues: str | None = None  # the identity cues in words (build_requests reads them once per identity)
+
+    def identity_text(self) -> str:
+        """The ``Identity:`` field of a template line: :func:`identity_cues` of the image, read once."""
+        if self.cues is None:
+            self.cues = identity_cues(self.image, self.landmarks)
+        return self.cues
+
+    def without_retrieval(self) -> PromptRequest:
+        """The same request with nothing retrieved (the ``vlm_only`` measurement)."""
+        return replace(self, retrieved_ids=[], retrieved=[], retrieved_descriptions=[])
 
     @property
     def instruction(self) -> str:
@@ -86,7 +102,7 @@ class TemplateComposer:
         for request in requests:
             rng = np.random.default_rng([request.seed, attempt])
             aus = template_aus(request.emotion, request.retrieved, self.facs, rng, self.max_aus)
-            lines.append(compose_line(identity_cues(request.image, request.landmarks), request.emotion, aus, self.facs))
+            lines.append(compose_line(request.identity_text(), request.emotion, aus, self.facs))
         return lines
 
 
@@ -115,14 +131,19 @@ def make_composer(asi, seed: int) -> Composer:
 
 def build_requests(identities: pd.DataFrame, images: dict[str, np.ndarray], kb: pd.DataFrame, emotions: list[str],
                    mode: str, k: int, strategy: str, seed: int) -> list[PromptRequest]:
-    """One request per identity x emotion, with retrieval (seeded per request) in ``vlm_rag`` mode."""
+    """One request per identity x emotion, with retrieval (seeded per request) in ``vlm_rag`` mode.
+
+    An emotion without a knowledge-base entry retrieves nothing (its prompts are ``emotion_only``).
+    """
     requests = []
     all_landmarks = landmarks_of(identities)
     for i, row in enumerate(identities.itertuples()):
+        cues = identity_cues(images[row.clip_id], all_landmarks[i])  # once per identity, not per emotion
         for j, emotion in enumerate(emotions):
             request_seed = int(np.random.SeedSequence([seed, i, j]).generate_state(1)[0])
-            request = PromptRequest(row.clip_id, emotion, images[row.clip_id], all_landmarks[i], request_seed)
-            if mode == "vlm_rag":
+            request = PromptRequest(row.clip_id, emotion, images[row.clip_id], all_landmarks[i], request_seed,
+                                    cues=cues)
+            if mode == "vlm_rag" and (kb.emotion == emotion).any():
                 entries = retrieve(kb, emotion, k, np.random.default_rng(request_seed), strategy)
                 request.retrieved_ids = entries.entry_id.tolist()
                 request.retrieved = [dict(zip(e.aus, e.intensities)) for e in entries.itertuples()]
@@ -135,7 +156,7 @@ def _prototype_line(request: PromptRequest, kb: pd.DataFrame, facs: FacsTable) -
     entries = kb[(kb.emotion == request.emotion) & (kb.kind == "prototype")]
     entries = entries if len(entries) else kb[kb.emotion == request.emotion]
     aus = dict(zip(entries.aus.iloc[0], entries.intensities.iloc[0]))
-    return compose_line(identity_cues(request.image, request.landmarks), request.emotion, aus, facs)
+    return compose_line(request.identity_text(), request.emotion, aus, facs)
 
 
 def generate_prompts(requests: list[PromptRequest], composer: Composer, kb: pd.DataFrame, facs: FacsTable,
@@ -149,20 +170,24 @@ def generate_prompts(requests: list[PromptRequest], composer: Composer, kb: pd.D
 
     first: dict[int, tuple[str, Verification]] = {}
     latest: dict[int, tuple[str, Verification, int]] = {}
-    pending = list(range(len(requests)))
+    pending = [i for i, request in enumerate(requests) if request.emotion in allowed]
     tries = max_tries if on_hallucination == "regenerate" else 1
     for attempt in range(tries):
+        if not pending:
+            break
         texts = composer.compose([requests[i] for i in pending], attempt)
         for i, text in zip(pending, texts):
             result = check(requests[i], text)
             first.setdefault(i, (text, result))
             latest[i] = (text, result, attempt + 1)
         pending = [i for i in pending if not latest[i][1].usable]
-        if not pending:
-            break
 
     rows = []
     for i, request in enumerate(requests):
+        if request.emotion not in allowed:
+            text = compose_line(request.identity_text(), request.emotion, {}, facs)
+            rows.append(_prompt_row(request, composer.name, text, text, Verification(True, True), 0, "emotion_only"))
+            continue
         text, result, used = latest[i]
         action = "accepted" if used == 1 else "regenerated"
         if not result.usable and result.format_ok and result.emotion_ok and result.hallucinated:
@@ -172,18 +197,24 @@ def generate_prompts(requests: list[PromptRequest], composer: Composer, kb: pd.D
             text = _prototype_line(request, kb, facs)
             result, action = check(request, text), "fallback_prototype"
         first_text, first_result = first[i]
-        rows.append({
-            "identity_id": request.identity_id, "emotion": request.emotion, "backend": composer.name,
-            "retrieved_entries": request.retrieved_ids,
-            "retrieved_aus": sorted(set().union(*(set(r) for r in request.retrieved))) if request.retrieved else [],
-            "raw_first": first_text, "raw_final": text, "prompt": strip_au_tags(text),
-            "cited_aus": cited_aus(text), "first_cited_aus": first_result.cited,
-            "first_invalid_aus": first_result.invalid, "first_contradictory_aus": first_result.contradictory,
-            "first_format_ok": first_result.format_ok and first_result.emotion_ok,
-            "first_hallucinated": first_result.hallucinated, "precision": first_result.precision,
-            "recall": first_result.recall, "f1": first_result.f1, "tries": used, "action": action,
-        })
+        rows.append(_prompt_row(request, composer.name, first_text, text, first_result, used, action))
     return pd.DataFrame(rows)
+
+
+def _prompt_row(request: PromptRequest, backend: str, first_text: str, text: str, first_result: Verification,
+                tries: int, action: str) -> dict:
+    """One row of the prompts table: the final line, X_T and the first attempt's verification."""
+    return {
+        "identity_id": request.identity_id, "emotion": request.emotion, "backend": backend,
+        "retrieved_entries": request.retrieved_ids,
+        "retrieved_aus": sorted(set().union(*(set(r) for r in request.retrieved))) if request.retrieved else [],
+        "raw_first": first_text, "raw_final": text, "prompt": strip_au_tags(text),
+        "cited_aus": cited_aus(text), "first_cited_aus": first_result.cited,
+        "first_invalid_aus": first_result.invalid, "first_contradictory_aus": first_result.contradictory,
+        "first_format_ok": first_result.format_ok and first_result.emotion_ok,
+        "first_hallucinated": first_result.hallucinated, "precision": first_result.precision,
+        "recall": first_result.recall, "f1": first_result.f1, "tries": tries, "action": action,
+    }
 
 
 def fixed_prompts(identities: pd.DataFrame, emotions: list[str]) -> pd.DataFrame:
@@ -197,15 +228,18 @@ def fixed_prompts(identities: pd.DataFrame, emotions: list[str]) -> pd.DataFrame
 
 
 def hallucination_metrics(prompts: pd.DataFrame) -> dict[str, float]:
-    """First-attempt hallucination figures: per prompt, per cited AU, format failures, AU P/R/F1."""
-    cited = prompts.first_cited_aus.map(len).sum()
-    bad = (prompts.first_invalid_aus.map(len) + prompts.first_contradictory_aus.map(len)).sum()
+    """First-attempt hallucination figures of the composed prompts (``tries`` > 0; ``emotion_only`` and
+    ``fixed`` ones are not composed): per prompt, per cited AU, format failures, AU P/R/F1."""
+    composed = prompts[prompts.tries > 0]
+    cited = composed.first_cited_aus.map(len).sum()
+    bad = (composed.first_invalid_aus.map(len) + composed.first_contradictory_aus.map(len)).sum()
     return {
         "prompts": len(prompts),
-        "hallucination_rate": round(float(prompts.first_hallucinated.mean()), 4) if len(prompts) else 0.0,
+        "composed": len(composed),
+        "hallucination_rate": round(float(composed.first_hallucinated.mean()), 4) if len(composed) else 0.0,
         "hallucinated_au_rate": round(float(bad / cited), 4) if cited else 0.0,
-        "format_failure_rate": round(float((~prompts.first_format_ok).mean()), 4) if len(prompts) else 0.0,
-        "au_precision": round(float(prompts.precision.mean()), 4) if prompts.precision.notna().any() else None,
-        "au_recall": round(float(prompts.recall.mean()), 4) if prompts.recall.notna().any() else None,
-        "au_f1": round(float(prompts.f1.mean()), 4) if prompts.f1.notna().any() else None,
+        "format_failure_rate": round(float((~composed.first_format_ok).mean()), 4) if len(composed) else 0.0,
+        "au_precision": round(float(composed.precision.mean()), 4) if composed.precision.notna().any() else None,
+        "au_recall": round(float(composed.recall.mean()), 4) if composed.recall.notna().any() else None,
+        "au_f1": round(float(composed.f1.mean()), 4) if composed.f1.notna().any() else None,
     }

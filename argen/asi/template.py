@@ -345,7 +345,12 @@ def identity_cues(image: np.ndarray, landmarks: np.ndarray) -> str:
 
 
 def compose_line(cues: str, emotion: str, aus: dict[int, float], facs: FacsTable) -> str:
-    """Figure 4's sentence: ``Identity: cues; Expression: emotion; phrase (AUxx), ...``."""
+    """Figure 4's sentence: ``Identity: cues; Expression: emotion; phrase (AUxx), ...``.
+
+    Without AUs, the emotion alone: ``Identity: cues; Expression: emotion.``
+    """
+    if not aus:
+        return f"Identity: {cues}; Expression: {emotion}."
     changes = ", ".join(au_phrase(au, r, facs) for au, r in aus.items())
     return f"Identity: {cues}; Expression: {emotion}; {changes}."
 

@@ -25,12 +25,6 @@ from argen.params import DemoParams
 ORACLE_STREAM = 0x0AC1E
 
 
-def oracle_counts(generated: pd.DataFrame) -> dict[str, int]:
-    """Clips per emotion the oracle renders: those the generated set holds (rows whose status is ok)."""
-    ok = generated[generated.status.str.startswith("ok")]
-    return {emotion: int(n) for emotion, n in ok.emotion.value_counts().sort_index().items()}
-
-
 def write_jpeg_frames(frames: list[np.ndarray], folder: Path, quality: int) -> list[str]:
     """Write BGR frames as ``folder/1.jpg``, ``2.jpg``... (the demo's naming); return the file names."""
     folder.mkdir()

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from argen.asi.facs import load_facs
-from argen.asi.kb import KB_SCHEMA, knowledge_base_problems
+from argen.asi.kb import read_knowledge_base
 from argen.asi.prompts import build_requests, fixed_prompts, generate_prompts, make_composer
 from argen.errors import InputError
 from argen.extract import LANDMARK_COLUMNS
@@ -113,10 +113,7 @@ def evaluation_prompts(params: Params, inputs: pd.DataFrame, images: dict[str, n
             parts.append(fixed_prompts(identities, [emotion]))
             continue
         facs = load_facs()
-        kb = read_table(KB, KB_SCHEMA.names, "au_kb")
-        problems = knowledge_base_problems(kb, [emotion], facs)
-        if problems:
-            raise InputError(f"{KB}: {'; '.join(problems)} (run `dvc repro au_kb`)")
+        kb = read_knowledge_base(KB, [emotion], facs)
         requests = build_requests(identities, images, kb, [emotion], cfg.mode, cfg.k, cfg.retrieval, params.seed)
         parts.append(generate_prompts(requests, make_composer(cfg, params.seed), kb, facs, cfg.on_hallucination,
                                       cfg.max_tries))

@@ -27,10 +27,10 @@ experiment into the next. The experiments target ``target`` (``recognition``): t
 
 :func:`plan` predicts which stages each experiment runs from ``dvc.yaml`` (each stage's params and
 deps/outs, foreach and matrix expanded) without running anything; :func:`estimate_seconds` adds measured
-per-stage seconds over the plan. ``stable_outputs`` names stages whose outputs stay byte-identical when
-only an input changes (the oracle renders as many clips per emotion as the generated set has, the same
-counts in every variant of a fold): in a fold's variant experiments they re-run, but what reads them
-does not.
+per-stage seconds over the plan. ``stable_outputs`` names output files that stay byte-identical in a
+fold's variant experiments although the stage writing them re-runs (``data/generated/counts.json``: every
+variant generates the same counts per emotion): a stage that reads only such files of a re-run stage (the
+oracle) does not re-run on its account.
 
 ``table`` finds the finished experiments by name among the repository's experiment refs, reads each one's
 predictions from its commit (a base experiment's every variant; a variant experiment's ``argen`` run,
@@ -216,8 +216,8 @@ def stages_to_run(before: dict[str, dict], after: dict[str, dict], changed: set[
                   stable: tuple[str, ...] = ()) -> list[str]:
     """The stages of ``after`` that ``dvc repro target`` runs, in pipeline order: new stages, stages reading
     a changed parameter key, and every stage downstream of one that runs; only ``target``'s ancestors.
-    A ``stable`` stage that runs because an input changed, but not its params, writes the same bytes (DVC
-    then skips what reads it): it runs, and its readers do not on its account."""
+    A dep under a ``stable`` path keeps its bytes when the stage writing it re-runs (DVC then skips the
+    stage reading it): it does not make its reader run."""
     needed, todo = set(), [target]
     while todo:  # the target and everything it depends on
         name = todo.pop()
@@ -233,13 +233,11 @@ def stages_to_run(before: dict[str, dict], after: dict[str, dict], changed: set[
             continue
         stage = after[name]
         own = name not in before or any(_covers(k, c) for k in stage["params"] for c in changed)
-        upstream = [run for run in propagating if any(_under(dep, out) for dep in stage["deps"] for out in after[run]["outs"])]
+        changing = [dep for dep in stage["deps"] if not any(dep == p or dep.startswith(p.rstrip("/") + "/") for p in stable)]
+        upstream = [run for run in propagating if any(_under(dep, out) for dep in changing for out in after[run]["outs"])]
         if own or upstream:
             running.append(name)
-            if name in stable and not own:
-                propagating.discard(name)
-            else:
-                propagating.add(name)
+            propagating.add(name)
     return running
 
 

@@ -6,7 +6,8 @@ paper; table 4's reward subsets set some of them to 0, all from the one reward t
 
 * ``ard.reward: paper`` is the paper's reward: w_X = 0.
 * ``ard.reward: argen`` (the default) adds the **expression-fidelity term** R_X = (R_A + R_C) / 2: R_A the
-  verifiable AU check (F1 of the prompt's AUs against those found in the video), R_C the target-emotion
+  verifiable AU check (F1 of the prompt's AUs against those found in the video; a prompt naming no AU has none, and
+  R_X is then R_C alone), R_C the target-emotion
   score of a classifier fitted on the training split's clips (:class:`argen.rewards.components.EmotionScorer`).
   Why: R_E rewards small AU amplitudes and R_S few steps, so on its own eq. 18 prefers the action whose
   clip shows the least expression (issue 20: the paper-only policy's clips carry the prompt's AUs in 8 %
@@ -78,8 +79,8 @@ FIDELITY_GRID: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0
 
 
 def fidelity_term(table: pd.DataFrame) -> pd.Series:
-    """R_X = (R_A + R_C) / 2 per row of the reward table."""
-    return 0.5 * (table.R_A + table.R_C)
+    """R_X = (R_A + R_C) / 2 per row of the reward table; R_C alone where the prompt names no AU (R_A NaN)."""
+    return table.R_C.where(table.R_A.isna(), 0.5 * (table.R_A + table.R_C))
 
 
 def total_reward(table: pd.DataFrame, lam: float, weight_fidelity: float = 0.0, weight_human: float = 0.0,
@@ -222,9 +223,15 @@ def compare_policies(cubes: dict[str, np.ndarray], learned: np.ndarray, best_fix
         total = values["total"]
         out.append({"policy": policy, "reward": float(total.mean()),
                     "reward_se": float(total.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan"),
-                    **{name: float(values[name].mean()) for name in COMPONENTS if name in values},
+                    **{name: _mean_where_defined(values[name]) for name in COMPONENTS if name in values},
                     "model_calls": float(values["model_calls"].mean())})
     return pd.DataFrame(out).set_index("policy")
+
+
+def _mean_where_defined(values: np.ndarray) -> float:
+    """Mean over the pairs that have the value (R_A is NaN for prompts naming no AU); NaN when none has it."""
+    values = np.asarray(values, float)
+    return float(values[~np.isnan(values)].mean()) if (~np.isnan(values)).any() else float("nan")
 
 
 def heldout_seed_oracle(cubes: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

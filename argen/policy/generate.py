@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 
@@ -21,7 +22,7 @@ from argen.generators.preview import contact_sheet
 from argen.identities import read_identity_image
 from argen.io import read_table, staged_outputs, write_parquet
 from argen.params import Params
-from argen.counts import resolve_per_class
+from argen.counts import generated_counts, resolve_per_class
 from argen.policy.augment import choose_pairs, generate_set, policy_actions, policy_reward
 from argen.paths import (
     CLIPS, FRAMES, GENERATED as OUT, GENERATE_WORK as WORK, IDENTITIES, IDENTITY_IMAGES as IMAGES, POLICY, PROMPTS, report_dir,
@@ -83,6 +84,7 @@ def run_generate_stage(params: Params) -> None:
                 shutil.move(WORK / f"rank_{row.number % ranks.world}" / row.clip_id, folder / row.clip_id)
         meta = provenance("generate", params, "generate", "generator", generator=generator.name, policy=cfg.policy)
         write_parquet(index, folder / "index.parquet", metadata=meta)  # inside the staged folder
+        (folder / "counts.json").write_text(json.dumps(generated_counts(index)) + "\n")  # what the oracle reads
         ok = index[index.status.str.startswith("ok")]
         shown = [(f"{r.emotion} | {r.identity_id} | T{r.T} ({r.a:g},{r.b:g})",
                   np.stack([cv2.imread(str(folder / r.clip_id / f)) for f in r.frames]))
@@ -105,7 +107,7 @@ def summary(index) -> dict:
     """Metrics: clips per class, failures, actions chosen, model calls."""
     ok = index[index.status.str.startswith("ok")]
     return {"clips": len(ok), "failed": int(len(index) - len(ok)), "still": int(ok.status.str.contains("still").sum()),
-            "per_class": {e: int(n) for e, n in ok.emotion.value_counts().sort_index().items()},
+            "per_class": generated_counts(index),
             "actions": {f"{t} ({a:g},{b:g})": int(n) for (t, a, b), n in
                         ok.groupby(["T", "a", "b"]).size().items()},
             "mean_model_calls": round(float(ok.model_calls.mean()), 3) if len(ok) else 0.0}

@@ -32,7 +32,7 @@ Videos are uint8 arrays (M, H, W, 3) in BGR order; AUs are arrays (M, 17) in Ope
 * AU fidelity (project addition, from the supplement's "audits the accuracy of each expression frame"):
   ``R_A = F1`` between the prompt's AUs and the AUs active in the video (maximum over detected frames at
   least ``active_threshold`` = 1.5, the knowledge base's threshold). Prompt intensities r are not used,
-  only which AUs the prompt names.
+  only which AUs the prompt names. A prompt that names no AU has no R_A (NaN); R_X is then R_C alone.
 * Target-emotion score (project addition, issue 20): ``R_C = p(target emotion | AU trajectory)`` from
   :class:`EmotionScorer`, a logistic regression (scikit-learn, standardised inputs, balanced class
   weights) fitted on the *training split's* real clips only (the extract_aus rows of clips whose split is
@@ -200,17 +200,19 @@ def au_fidelity(aus: np.ndarray, prompt_aus: dict[int, float], threshold: float 
         threshold: activation threshold on the 0-5 scale.
 
     Returns:
-        2 |P & A| / (|P| + |A|); 1.0 when both are empty; 0.0 when no frame has a face.
+        2 |P & A| / (|P| + |A|); 0.0 when no frame has a face; NaN when the prompt cites no AU that counts
+        (a prompt naming only its emotion, or ``asi.mode: fixed``): there is nothing to check the video
+        against, and scoring "no AU active" as agreement would reward a still face.
     """
     aus = _check_aus(aus)
+    wanted = {au for au in prompt_aus if au in INTENSITY_AUS and au != 45}
+    if not wanted:
+        return float("nan")
     detected = aus[~np.isnan(aus).any(axis=1)]
     if len(detected) == 0:
         return 0.0
     peaks = detected.max(axis=0)
     active = {INTENSITY_AUS[i] for i in EXPRESSION_INDEX if peaks[i] >= threshold}
-    wanted = {au for au in prompt_aus if au in INTENSITY_AUS and au != 45}
-    if not wanted and not active:
-        return 1.0
     return 2 * len(wanted & active) / (len(wanted) + len(active))
 
 

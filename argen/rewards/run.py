@@ -99,7 +99,8 @@ def write_outputs(params: Params, pairs: pd.DataFrame, merged: pd.DataFrame, dig
                "val_pairs": int((pairs.split == "val").sum()), "videos": len(table), "failed": len(failed),
                "generator": params.generator.generator, "a_max": round(a_max, 4),
                "emotion_scorer_train_clips": scorer.n_clips,
-               "mean": {c: round(float(ok[c].mean()), 4) for c in COMPONENTS},
+               "mean": {c: round(float(ok[c].mean()), 4) for c in COMPONENTS if ok[c].notna().any()},  # R_A: none
+               "R_A_undefined": int(ok.R_A.isna().sum()),  # videos whose prompt names no AU (nothing to check)
                "mean_seconds_per_video": round(float(timings.seconds.mean()), 4)}
     with staged_outputs() as out:
         out.parquet(table, TABLE, metadata=meta)
