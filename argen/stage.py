@@ -8,6 +8,8 @@ missing model or binary) end the process with one readable message and exit code
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import logging
 import os
@@ -52,6 +54,40 @@ def torch_threads() -> int:
     return int(value)
 
 
+class _TorchThreadsOnImport(importlib.abc.MetaPathFinder):
+    """Sets torch's intra-op threads the moment torch is first imported (then removes itself).
+
+    A stage that never uses torch (the demo, decompose, the tracks, the report) does not pay torch's import
+    (1-2 s per process, dozens of processes per ``dvc repro``), and one that imports it late still runs on
+    exactly ``threads`` threads: ``OMP_NUM_THREADS`` would cap the count at the machine's cores.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name != "torch":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        exec_module = spec.loader.exec_module
+
+        def exec_then_limit(module) -> None:
+            exec_module(module)
+            module.set_num_threads(self.threads)
+
+        spec.loader.exec_module = exec_then_limit
+        return spec
+
+
+def limit_torch_threads(threads: int) -> None:
+    """torch's intra-op threads = ``threads``: now if torch is imported, else as soon as it is."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    elif not any(isinstance(finder, _TorchThreadsOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _TorchThreadsOnImport(threads))
+
+
 def _terminated(signum: int, frame) -> None:
     """SIGTERM (a killed ``dvc repro``, a queue cancelled) ends the stage like an error: exit code 143 after
     the ``finally`` blocks ran, so staged outputs' temporary folders are removed, not left beside the outputs."""
@@ -65,11 +101,10 @@ def run_stage(main: Callable[[Params], None], params_path: str = "params.yaml") 
     log = logging.getLogger("argen.stage")
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        import torch
         from threadpoolctl import threadpool_limits
 
         threads = torch_threads()
-        torch.set_num_threads(threads)
+        limit_torch_threads(threads)
         with threadpool_limits(limits=threads):  # numpy's BLAS (OpenBLAS) and other OpenMP pools likewise
             main(load_params(params_path))
     except USER_ERRORS as err:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
 
 #: The 95 % two-sided normal quantile.
 Z95 = 1.959963984540054
@@ -20,6 +19,8 @@ Z95 = 1.959963984540054
 
 def z_quantile(level: float = 0.95) -> float:
     """The two-sided normal quantile of ``level`` (1.96 at 0.95)."""
+    from scipy import stats  # here, not at the top: scipy.stats costs about 0.6 s in every stage that imports this
+
     return float(stats.norm.ppf(0.5 + level / 2))
 
 
@@ -52,6 +53,8 @@ def paired_difference(first: list[float], second: list[float], level: float = 0.
     mean = float(diff.mean())
     if diff.size == 1:
         return {"mean": mean, "low": float("nan"), "high": float("nan"), "pairs": 1}
+    from scipy import stats
+
     half = float(stats.t.ppf(0.5 + level / 2, diff.size - 1) * diff.std(ddof=1) / np.sqrt(diff.size))
     return {"mean": mean, "low": mean - half, "high": mean + half, "pairs": int(diff.size)}
 

@@ -3,6 +3,7 @@ behind, and torch and numpy's BLAS run a fixed number of threads, whatever the m
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -79,3 +80,42 @@ def test_a_bad_thread_setting_is_a_clear_error(tmp_path: Path, monkeypatch, capl
     with pytest.raises(SystemExit) as exit_:
         run_in_process(tmp_path, monkeypatch, "many")
     assert exit_.value.code == 1 and "ARGEN_TORCH_THREADS='many'" in caplog.text
+
+
+LATE_TORCH = """
+import sys
+from argen.stage import run_stage
+
+def main(params):
+    before = "torch" in sys.modules
+    import torch
+    print(before, torch.get_num_threads())
+
+run_stage(main)
+"""
+
+
+@pytest.mark.parametrize("setting", ["1", "3"])
+def test_a_stage_that_imports_torch_late_gets_the_same_threads(tmp_path: Path, setting: str) -> None:
+    """A stage whose modules do not import torch does not pay for it up front (``limit_torch_threads``), and
+    torch, imported inside its main, still runs ``ARGEN_TORCH_THREADS`` threads (3 is above this machine's
+    cores, where ``OMP_NUM_THREADS`` would have capped it)."""
+    (tmp_path / "params.yaml").write_text("seed: 0\n")
+    env = {**os.environ, "ARGEN_TORCH_THREADS": setting}
+    result = subprocess.run([sys.executable, "-c", LATE_TORCH], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", setting]
+
+
+#: Stages that never use torch: importing their script must not import it (1-2 s per process).
+TORCH_FREE_STAGES = ("demo_data", "decompose", "extract_aus", "identities", "au_kb", "oracle", "tracks", "report")
+
+
+@pytest.mark.parametrize("stage", TORCH_FREE_STAGES)
+def test_stages_without_a_model_do_not_import_torch(stage: str) -> None:
+    root = Path(__file__).resolve().parents[1]
+    code = (f"import runpy, sys; sys.argv = ['{stage}', 'original']; runpy.run_path('stages/{stage}.py', run_name='x'); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -60,10 +60,6 @@ import numpy as np
 import pandas as pd
 from skimage.metrics import structural_similarity
 
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 from argen.aus import INTENSITY_AUS, INTENSITY_COLUMNS, MAX_INTENSITY
 from argen.errors import InputError
 from argen.extract import AUBackend
@@ -270,6 +266,10 @@ class EmotionScorer:
         if len(set(targets)) < 2:
             raise InputError(f"the target-emotion score R_C needs training clips of at least two emotions with a "
                              f"detected face; found {sorted(set(targets))} in {len(train_ids)} training clips")
+        from sklearn.linear_model import LogisticRegression  # here: scikit-learn (and scipy) cost ~0.6 s per import
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced",
                                                                    random_state=seed))
         model.fit(np.array(features), np.array(targets))
