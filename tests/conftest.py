@@ -69,7 +69,7 @@ def tiny_params() -> dict:
     params["generator"].update(size=64, n_frames=8)
     params["ard"].update(policy_steps=30, policy_batch=8)
     params["preview"].update(identities=1, action=[5, 2.0, 2.0], frames=[1, 4, 8])
-    params["rewards"].update(frames=3, max_identities=3, shard_pairs=2, workers=1)
+    params["rewards"].update(frames=3, max_identities=2, shard_pairs=2, workers=1)
     params["generate"].update(per_class={"surprise": 2, "disgust": 3, "fear": 2}, contact_sheet=2)
     params["recognize"].update(variants=["original", "argen", "oracle"], frames=8, image_size=32, width=4, hidden=16,
                                geometry_hidden=16, epochs=1, bootstrap=50,
@@ -197,9 +197,21 @@ LAST_ON_REPRODUCED = {"test_repro_then_nothing_to_do_then_only_what_the_prompts_
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under ``--dist loadgroup``, xdist hands out groups in the order of :func:`pytest_collection_modifyitems`
-    (by default it would sort them by their number of tests, and the pipeline's few long tests came last)."""
+    (by default it would sort them by their number of tests, and the pipeline's few long tests came last).
+
+    In an xdist worker, torch and BLAS run one thread, in the worker and in the stages it starts
+    (``ARGEN_TORCH_THREADS``, unless set): ``make test``'s two workers each get a core instead of four threads
+    contending for two.
+    """
     if getattr(config.option, "dist", "no") == "loadgroup":
         config.option.loadscopereorder = False
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        os.environ.setdefault("ARGEN_TORCH_THREADS", "1")
+        torch.set_num_threads(int(os.environ["ARGEN_TORCH_THREADS"]))
+        threadpool_limits(int(os.environ["ARGEN_TORCH_THREADS"]))
 
 
 @pytest.hookimpl(trylast=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, dvc, run, stale_stages
+from tests.conftest import BIN, dvc, run, stale_stages, tiny_params
 
 @pytest.fixture
 def project(reproduced: tuple[Path, subprocess.CompletedProcess]) -> Path:
@@ -178,9 +178,16 @@ def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
+def reward_shard_count(project: Path) -> int:
+    """Shards of the tiny project's reward table: its pairs in groups of ``rewards.shard_pairs``."""
+    return -(-len(pd.read_parquet(project / "data/interim/reward_pairs.parquet")) // tiny_params()["rewards"]["shard_pairs"])
+
+
 def test_a_killed_rewards_run_resumes_from_its_finished_shards(own_project: Path) -> None:
     project = own_project
     expected = pd.read_parquet(project / "data/interim/rewards.parquet")
+    n_shards = reward_shard_count(project)
+    assert n_shards >= 3, n_shards
     shards = project / "data/cache/reward_shards"
     shutil.rmtree(shards)
     process = reward_run(project, sys.executable)
@@ -190,9 +197,9 @@ def test_a_killed_rewards_run_resumes_from_its_finished_shards(own_project: Path
     process.send_signal(signal.SIGKILL)
     process.wait()
     kept = {p.name: p.stat().st_mtime_ns for p in shards.glob("shard_*.parquet")}
-    assert 1 <= len(kept) < 5, kept  # killed part-way (9 pairs in 5 shards): some done, not all
+    assert 1 <= len(kept) < n_shards, kept  # killed part-way: some shards done, not all
     rerun = run(project, sys.executable, "stages/rewards.py")
-    assert f"{len(kept)} finished before, {5 - len(kept)} to do" in rerun.stderr, rerun.stderr
+    assert f"{len(kept)} finished before, {n_shards - len(kept)} to do" in rerun.stderr, rerun.stderr
     assert {p.name: p.stat().st_mtime_ns for p in shards.glob("shard_*.parquet") if p.name in kept} == kept
     pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
 
@@ -204,7 +211,8 @@ def test_rewards_sharded_over_two_processes_equal_one_process(own_project: Path)
     result = run(project, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                  "stages/rewards.py")
     todo = {int(rank): int(n) for n, rank in re.findall(r"(\d+) to do on rank (\d)/2", result.stderr)}
-    assert todo == {0: 3, 1: 2}, result.stderr  # 5 shards, every other one per rank
+    n_shards = reward_shard_count(project)
+    assert todo == {0: (n_shards + 1) // 2, 1: n_shards // 2}, result.stderr  # every other shard per rank
     pd.testing.assert_frame_equal(pd.read_parquet(project / "data/interim/rewards.parquet"), expected)
 
 
