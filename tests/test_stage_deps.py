@@ -13,6 +13,7 @@ Not followed: the package's ``__init__`` (version string), ``errors.py`` (except
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def module_file(dotted: str) -> Path | None:
     return None
 
 
-def imported_modules(path: Path) -> set[str]:
+@functools.cache  # each file is parsed once per run, not once per stage and test
+def imported_modules(path: Path) -> frozenset[str]:
     """Dotted names of the ``argen`` modules (and names from them) one file imports anywhere in its body."""
     tree = ast.parse(path.read_text(), str(path))
     package = path.relative_to(ROOT).with_suffix("").parts[:-1]
@@ -44,24 +46,27 @@ def imported_modules(path: Path) -> set[str]:
             module = ".".join(parts + ([node.module] if node.module else []))
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.split(".")[0] == "argen"}
+    return frozenset(name for name in names if name.split(".")[0] == "argen")
 
 
-def data_files(path: Path) -> set[str]:
+@functools.cache  # each file is parsed once per run, not once per stage and test
+def data_files(path: Path) -> frozenset[str]:
     """Package data files (non-Python files under ``argen/``) a module names in a string literal."""
     package = ROOT / "argen"
-    return {f"argen/{node.value}" for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "/" in node.value
-            and not node.value.endswith(".py") and len(node.value) < 200 and (package / node.value).is_file()}
+    return frozenset(f"argen/{node.value}" for node in ast.walk(ast.parse(path.read_text()))
+                     if isinstance(node, ast.Constant) and isinstance(node.value, str) and "/" in node.value
+                     and not node.value.endswith(".py") and len(node.value) < 200 and (package / node.value).is_file())
 
 
+@functools.cache  # each file is parsed once per run, not once per stage and test
 def docstring_only(path: Path) -> bool:
     body = ast.parse(path.read_text()).body
     return all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) or
                isinstance(s, ast.ImportFrom) and s.module == "__future__" for s in body)
 
 
-def code_closure(script: Path) -> set[str]:
+@functools.cache  # each file is parsed once per run, not once per stage and test
+def code_closure(script: Path) -> frozenset[str]:
     """Repository-relative paths of the package files ``script`` runs (see the module docstring)."""
     todo, seen, data = [script], set(), set()
     while todo:
@@ -77,8 +82,8 @@ def code_closure(script: Path) -> set[str]:
                 found = module_file(".".join(parts[:depth]))
                 if found is not None:
                     todo.append(found)
-    return data | {p for p in seen if p.startswith("argen/") and p not in NOT_FOLLOWED
-                   and not (p.endswith("__init__.py") and docstring_only(ROOT / p))}
+    return frozenset(data | {p for p in seen if p.startswith("argen/") and p not in NOT_FOLLOWED
+                             and not (p.endswith("__init__.py") and docstring_only(ROOT / p))})
 
 
 def covered(path: str, deps: list[str]) -> bool:

@@ -10,6 +10,7 @@ would change without DVC re-running the stage; a declared key nobody reads re-ru
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -20,7 +21,8 @@ from tests.test_stage_deps import ROOT, code_closure, stages
 SECTIONS = set(Params.model_fields)
 
 
-def reads(path: Path) -> set[str]:
+@functools.cache  # each file is parsed once per run
+def reads(path: Path) -> frozenset[str]:
     """``section`` or ``section.key`` names one file reads from a variable called ``params``."""
     tree = ast.parse(path.read_text())
     found: set[str] = set()
@@ -36,7 +38,7 @@ def reads(path: Path) -> set[str]:
                 found.add(node.attr)  # the whole section handed on (or the top-level seed)
         elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "provenance":
             found.update(a.value for a in node.args[2:] if isinstance(a, ast.Constant) and a.value in SECTIONS)
-    return found
+    return frozenset(found)
 
 
 def stage_reads(name: str) -> set[str]:
