@@ -16,6 +16,10 @@ from argen.params import DemoParams
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: No DVC usage report from the tests' dvc commands: each one otherwise starts a daemon process that imports
+#: DVC again to send it (about 0.6 s of CPU a command, on a machine without network).
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
 #: The smallest demo that still has every class and all five folds.
 TINY_DEMO = DemoParams(n_clips=40, image_size=96, n_frames=8, clips_per_subject=4.0)
 
