@@ -17,11 +17,13 @@ perfect generator would get. Printed: the share of clips labelled with their tar
 the recogniser's seeds) and the most common labels.
 
 This skips the warp, the video and the landmark detector of the ``tracks`` stage, so it measures the motion
-alone, in seconds instead of a pipeline run. ``--rendered`` also judges every cell the way the pipeline does:
-each motion warped onto its identity frame at ``generator.size`` (:func:`argen.generators.render.render_frames`),
-the landmarks detected again on the frames and the AUs estimated from them (as the ``tracks`` stage does); the
-real tracks rendered the same way give what the renderer and the detector leave of a perfect motion. On the 3000-clip demo's fold 1 the real fear tracks score 62 %
+alone, in seconds instead of a pipeline run. On the 3000-clip demo's fold 1 the real fear tracks score 62 %
 here, the recogniser's recall on the real fear test clips 62 % (docs/generators.md has the figures).
+
+``--rendered`` also judges every cell the way the pipeline does: each motion warped onto its identity frame
+at ``generator.size`` (:func:`argen.generators.render.render_frames`), the landmarks detected again on the
+frames and the AUs estimated from them (as the ``tracks`` stage does); the real tracks rendered the same way
+give what the renderer and the detector leave of a perfect motion.
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ from argen.asi.prompts import FIXED_PROMPT
 from argen.asi.verify import strip_au_tags
 from argen.extract import landmarks_of
 from argen.extract.landmarks import MEASURE_COLUMNS, LandmarkAUBackend, geometric_measures, smooth_landmarks
-from argen.generators.render import fit_to_size, render_frames
-from argen.identities import read_identity_image
 from argen.generators.motion import (MotionGuidance, MotionModel, load_training_tracks, minilm_encoder,
                                      motion_condition, motion_to_pixels, sample_motion)
+from argen.generators.render import fit_to_size, render_frames
+from argen.identities import read_identity_image
 from argen.io import read_table
 from argen.params import load_params
 from argen.paths import IDENTITIES, IDENTITY_IMAGES, KB, PROMPTS, RECOGNIZE_MODELS

