@@ -98,11 +98,13 @@ def make_project(tmp_path: Path, git: bool = False) -> Path:
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
     if not git:
         dvc(project, "init", "--no-scm", "-q")
+        shutil.copy(ROOT / ".dvcignore", project)  # over dvc init's empty one
         return project
     run(project, "git", "init", "-q")
     run(project, "git", "config", "user.email", "test@example.com")
     run(project, "git", "config", "user.name", "test")
     dvc(project, "init", "-q")
+    shutil.copy(ROOT / ".dvcignore", project)  # over dvc init's empty one
     run(project, "git", "add", "-A")
     run(project, "git", "commit", "-q", "-m", "project")
     return project
