@@ -159,17 +159,13 @@ def test_the_evidence_table_pools_named_experiments(own_project: Path) -> None:
 
 def test_lambda_ablation_reuses_the_reward_table(fresh_reproduced: tuple[Path, subprocess.CompletedProcess]) -> None:
     project = fresh_reproduced[0]  # a copy of its own: the ablation runs on the other worker meanwhile
-    result = dvc(project, "exp", "run", "-S", "ard.lambda=1", "recognition")  # evaluate, report: see below
-    assert "Running stage 'policy'" in result.stdout and "Running stage 'generate'" in result.stdout
+    result = dvc(project, "exp", "run", "-S", "ard.lambda=1", "policy")  # what runs after it: dvc status below
+    assert "Running stage 'policy'" in result.stdout
     assert "Running stage 'rewards'" not in result.stdout, result.stdout
-    # only the training splits the generated set is part of are trained again
-    assert ("Running stage 'tracks@argen'" in result.stdout) == ("Running stage 'recognize@Res18_LSTM-argen'"
-                                                                 in result.stdout), result.stdout
-    assert "Running stage 'recognize@Res18_LSTM-original'" not in result.stdout, result.stdout
     diff = dvc(project, "metrics", "diff", "--all")
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
     stale = stale_stages(project)
-    assert stale == {"evaluate", "report"}, stale  # the new policy and generated set feed them, nothing else
+    assert stale == {"generate", "evaluate", "report"}, stale  # the new policy feeds them, nothing else
 
 
 def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
