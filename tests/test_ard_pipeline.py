@@ -166,6 +166,12 @@ def test_lambda_ablation_reuses_the_reward_table(fresh_reproduced: tuple[Path, s
     assert "reports/policy/metrics.json" in diff.stdout and "heldout.learned.reward" in diff.stdout
     stale = stale_stages(project)
     assert stale == {"generate", "evaluate", "report"}, stale  # the new policy feeds them, nothing else
+    # A generated set that changed with the same counts (one frame's bytes here) reaches tracks@argen, evaluate
+    # and the report, not the oracle: it reads data/generated/counts.json only
+    frame = min((project / "data/generated").glob("*/*.jpg"))
+    frame.write_bytes(frame.read_bytes() + b"\0")
+    stale = stale_stages(project)
+    assert stale == {"generate", "tracks@argen", "evaluate", "report"}, stale
 
 
 def reward_run(project: Path, *launcher: str) -> subprocess.Popen:
