@@ -96,17 +96,15 @@ def make_project(tmp_path: Path, git: bool = False) -> Path:
     for name in ("reports/evidence", "reports/ablations"):  # committed results the report stage includes
         shutil.copytree(ROOT / name, project / name)
     (project / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    if not git:
-        dvc(project, "init", "--no-scm", "-q")
-        shutil.copy(ROOT / ".dvcignore", project)  # over dvc init's empty one
-        return project
-    run(project, "git", "init", "-q")
-    run(project, "git", "config", "user.email", "test@example.com")
-    run(project, "git", "config", "user.name", "test")
-    dvc(project, "init", "-q")
+    if git:
+        run(project, "git", "init", "-q")
+        run(project, "git", "config", "user.email", "test@example.com")
+        run(project, "git", "config", "user.name", "test")
+    dvc(project, "init", "-q", *([] if git else ["--no-scm"]))
     shutil.copy(ROOT / ".dvcignore", project)  # over dvc init's empty one
-    run(project, "git", "add", "-A")
-    run(project, "git", "commit", "-q", "-m", "project")
+    if git:
+        run(project, "git", "add", "-A")
+        run(project, "git", "commit", "-q", "-m", "project")
     return project
 
 

@@ -32,10 +32,16 @@ def module_file(dotted: str) -> Path | None:
     return None
 
 
-@functools.cache  # each file is parsed once per run, not once per stage and test
+@functools.cache  # each file is parsed once per run, not once per stage, test and question
+def syntax_tree(path: Path) -> ast.Module:
+    """The parsed file (read-only: shared by every caller)."""
+    return ast.parse(path.read_text(), str(path))
+
+
+@functools.cache
 def imported_modules(path: Path) -> frozenset[str]:
     """Dotted names of the ``argen`` modules (and names from them) one file imports anywhere in its body."""
-    tree = ast.parse(path.read_text(), str(path))
+    tree = syntax_tree(path)
     package = path.relative_to(ROOT).with_suffix("").parts[:-1]
     names = set()
     for node in ast.walk(tree):
@@ -49,18 +55,17 @@ def imported_modules(path: Path) -> frozenset[str]:
     return frozenset(name for name in names if name.split(".")[0] == "argen")
 
 
-@functools.cache  # each file is parsed once per run, not once per stage and test
+@functools.cache
 def data_files(path: Path) -> frozenset[str]:
     """Package data files (non-Python files under ``argen/``) a module names in a string literal."""
     package = ROOT / "argen"
-    return frozenset(f"argen/{node.value}" for node in ast.walk(ast.parse(path.read_text()))
+    return frozenset(f"argen/{node.value}" for node in ast.walk(syntax_tree(path))
                      if isinstance(node, ast.Constant) and isinstance(node.value, str) and "/" in node.value
                      and not node.value.endswith(".py") and len(node.value) < 200 and (package / node.value).is_file())
 
 
-@functools.cache  # each file is parsed once per run, not once per stage and test
 def docstring_only(path: Path) -> bool:
-    body = ast.parse(path.read_text()).body
+    body = syntax_tree(path).body
     return all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) or
                isinstance(s, ast.ImportFrom) and s.module == "__future__" for s in body)
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from argen.params import Params
-from tests.test_stage_deps import ROOT, code_closure, stages
+from tests.test_stage_deps import ROOT, code_closure, stages, syntax_tree
 
 SECTIONS = set(Params.model_fields)
 
@@ -24,7 +24,7 @@ SECTIONS = set(Params.model_fields)
 @functools.cache  # each file is parsed once per run
 def reads(path: Path) -> frozenset[str]:
     """``section`` or ``section.key`` names one file reads from a variable called ``params``."""
-    tree = ast.parse(path.read_text())
+    tree = syntax_tree(path)
     found: set[str] = set()
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     for node in ast.walk(tree):
